@@ -1,0 +1,130 @@
+"""Sentence splitting and Vietnamese word segmentation with exact character offsets.
+
+PhoBERT expects word-segmented input (syllables of a word joined by `_`). A segmenter
+returns, for a text, its sentences as lists of `(start, end)` word ranges into that very
+text, so every later step can map back to characters. Segmenters are looked up by name
+(`get_segmenter`), so another one (VnCoreNLP, say) can be registered without touching
+training or inference.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Protocol
+
+WordRange = tuple[int, int]
+
+# A syllable-level fallback: runs of letters/digits (with inner . , - / + kept for
+# dates, numbers, codes), or any single other non-space character.
+_TOKEN = re.compile(r"\w+(?:[.,\-/+']\w+)*|[^\w\s]", re.UNICODE)
+_LINE = re.compile(r"[^\n\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]+")
+
+
+class Segmenter(Protocol):
+    name: str
+
+    def segment(self, text: str) -> list[list[WordRange]]:
+        """Sentences of word ranges; words never contain a line break."""
+
+
+def word_surface(text: str, word: WordRange) -> str:
+    """The PhoBERT form of a word: its syllables joined by `_`."""
+    return "_".join(text[word[0]:word[1]].split())
+
+
+def _regex_words(text: str, start: int, end: int) -> list[WordRange]:
+    return [(start + m.start(), start + m.end()) for m in _TOKEN.finditer(text[start:end])]
+
+
+def _align(text: str, start: int, end: int, pieces: list[str]) -> list[WordRange] | None:
+    """Find `pieces` (whitespace-separated syllables inside each) in order in
+    `text[start:end]`, skipping whitespace only. None when they do not match exactly."""
+    words: list[WordRange] = []
+    position = start
+    for piece in pieces:
+        word_start = None
+        for syllable in piece.split():
+            while position < end and text[position].isspace():
+                position += 1
+            if not text.startswith(syllable, position) or position + len(syllable) > end:
+                return None
+            if word_start is None:
+                word_start = position
+            position += len(syllable)
+        if word_start is not None:
+            words.append((word_start, position))
+    if text[position:end].strip():
+        return None
+    return words
+
+
+class RegexSegmenter:
+    """Syllables as words, sentences at line breaks and sentence-final punctuation.
+    Needs no model; used in tests and as the fallback when alignment fails."""
+
+    name = "regex"
+
+    def segment(self, text: str) -> list[list[WordRange]]:
+        sentences: list[list[WordRange]] = []
+        for line in _LINE.finditer(text):
+            current: list[WordRange] = []
+            for word in _regex_words(text, line.start(), line.end()):
+                current.append(word)
+                if text[word[0]:word[1]] in (".", "!", "?", "…"):
+                    sentences.append(current)
+                    current = []
+            if current:
+                sentences.append(current)
+        return sentences
+
+
+class UndertheseaSegmenter:
+    """underthesea's CRF word segmenter (offline), with its output aligned back to the
+    text. Token normalisation is off so underthesea never rewrites characters; a
+    sentence it still cannot be aligned with falls back to syllables."""
+
+    name = "underthesea"
+
+    def __init__(self) -> None:
+        from underthesea import sent_tokenize, word_tokenize
+
+        self._sent_tokenize = sent_tokenize
+        self._word_tokenize = word_tokenize
+
+    def _sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        found = _align(text, start, end, [" ".join(s.split()) for s in self._sent_tokenize(text[start:end])])
+        if found is None:
+            return [(start, end)]
+        return found
+
+    def segment(self, text: str) -> list[list[WordRange]]:
+        sentences: list[list[WordRange]] = []
+        for line in _LINE.finditer(text):
+            if not text[line.start():line.end()].strip():
+                continue
+            for s_start, s_end in self._sentences(text, line.start(), line.end()):
+                pieces = self._word_tokenize(text[s_start:s_end], use_token_normalize=False)
+                words = _align(text, s_start, s_end, pieces)
+                if words is None:
+                    words = _regex_words(text, s_start, s_end)
+                if words:
+                    sentences.append(words)
+        return sentences
+
+
+_REGISTRY: dict[str, Callable[..., Segmenter]] = {
+    "underthesea": UndertheseaSegmenter,
+    "regex": RegexSegmenter,
+}
+
+
+def register_segmenter(name: str, factory: Callable[..., Segmenter]) -> None:
+    _REGISTRY[name] = factory
+
+
+def get_segmenter(name: str = "underthesea", **settings) -> Segmenter:
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown segmenter {name!r}; known: {sorted(_REGISTRY)}") from None
+    return factory(**settings)

@@ -1,0 +1,118 @@
+"""Documents with character spans -> word-segmented, BIO-labelled sentences (and back).
+
+Gold spans win over the segmenter: a word that crosses a span boundary (underthesea
+joins `SOM ASEAN` into one word) is split there, and sentences that a span crosses are
+merged, so no entity is ever shifted or dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .bio import spans_to_tags, tags_to_spans
+from .documents import Document, Span
+from .segmentation import Segmenter, WordRange, word_surface
+
+# PhoBERT: 258 positions = 256 tokens, of which <s> and </s> take two.
+MAX_CONTENT_TOKENS = 254
+
+
+@dataclass
+class LabelledSentence:
+    """A sentence of a document: word ranges into `text`, one IOB2 tag per word."""
+
+    doc_id: str
+    text: str
+    words: list[WordRange]
+    tags: list[str]
+
+    def surfaces(self) -> list[str]:
+        return [word_surface(self.text, word) for word in self.words]
+
+
+def split_at_boundaries(words: Sequence[WordRange], cuts: set[int], text: str) -> list[WordRange]:
+    """Split words at the character positions in `cuts`, dropping whitespace-only parts."""
+    result: list[WordRange] = []
+    for start, end in words:
+        points = [start] + sorted(c for c in cuts if start < c < end) + [end]
+        for a, b in zip(points, points[1:]):
+            piece = text[a:b]
+            if piece.strip():
+                # trim whitespace left at a cut so a word never starts or ends with it
+                a += len(piece) - len(piece.lstrip())
+                b -= len(piece) - len(piece.rstrip())
+                result.append((a, b))
+    return result
+
+
+def _merge_crossed(sentences: list[list[WordRange]], spans: Sequence[Span]) -> list[list[WordRange]]:
+    """Merge consecutive sentences whenever a span starts in one and ends in a later one."""
+    merged: list[list[WordRange]] = []
+    for sentence in sentences:
+        if merged and any(
+            s.start < merged[-1][-1][1] and s.end > sentence[0][0] for s in spans
+        ):
+            merged[-1] = merged[-1] + sentence
+        else:
+            merged.append(list(sentence))
+    return merged
+
+
+def document_sentences(doc: Document, segmenter: Segmenter) -> list[LabelledSentence]:
+    """Segment a document (or use its given words) and tag each word from the gold spans."""
+    raw = doc.words if doc.words is not None else segmenter.segment(doc.text)
+    cuts = {s.start for s in doc.spans} | {s.end for s in doc.spans}
+    sentences = [split_at_boundaries(words, cuts, doc.text) for words in raw]
+    sentences = _merge_crossed([s for s in sentences if s], doc.spans)
+    result = []
+    for words in sentences:
+        lo, hi = words[0][0], words[-1][1]
+        inside = [s for s in doc.spans if s.start >= lo and s.end <= hi]
+        result.append(LabelledSentence(doc.id, doc.text, words, spans_to_tags(words, inside)))
+    return result
+
+
+def sentences_to_spans(sentences: Sequence[LabelledSentence]) -> list[Span]:
+    """The inverse of `document_sentences` for one document's sentences."""
+    spans: list[Span] = []
+    for sentence in sentences:
+        spans += tags_to_spans(sentence.words, sentence.tags, sentence.text)
+    return spans
+
+
+def split_to_fit(
+    sentence: LabelledSentence,
+    count_tokens: Callable[[str], int],
+    max_tokens: int = MAX_CONTENT_TOKENS,
+) -> list[LabelledSentence]:
+    """Split a sentence into pieces of at most `max_tokens` sub-tokens.
+
+    Cuts go at the last word boundary that fits and is not inside an entity, preferring
+    one right after punctuation. A single word longer than the limit is kept alone (the
+    encoder truncates its sub-tokens; its first sub-token still carries the label).
+    """
+    costs = [max(1, count_tokens(w)) for w in sentence.surfaces()]
+    if sum(costs) <= max_tokens:
+        return [sentence]
+    pieces: list[LabelledSentence] = []
+    begin = 0
+    n = len(costs)
+    while begin < n:
+        total, end = 0, begin
+        while end < n and total + costs[end] <= max_tokens:
+            total += costs[end]
+            end += 1
+        if end == n:
+            cut = n
+        else:
+            end = max(end, begin + 1)
+            # candidate cuts: positions c in (begin, end] where word c does not continue an entity
+            candidates = [c for c in range(begin + 1, end + 1) if c == n or not sentence.tags[c].startswith("I-")]
+            punctuated = [c for c in candidates if not sentence.surfaces()[c - 1][-1:].isalnum()]
+            cut = (punctuated or candidates or [end])[-1]
+        pieces.append(
+            LabelledSentence(sentence.doc_id, sentence.text, sentence.words[begin:cut], sentence.tags[begin:cut])
+        )
+        begin = cut
+    return pieces

@@ -1,0 +1,62 @@
+"""`python -m training.stats FILE...`: per-document and total entity counts per type,
+plus every validation warning: what to look at before training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from .readers import FORMATS, AnnotationError, Corpus, read_corpus
+from .schema import LabelSchema, read_labeling_config
+
+
+def count_table(corpus: Corpus, labels: tuple[str, ...]) -> str:
+    """A plain-text table: one row per document, one column per type, a total row."""
+    header = ["document", *labels, "total"]
+    rows = []
+    totals: Counter = Counter()
+    for doc in corpus.documents:
+        counts = Counter(span.label for span in doc.spans)
+        totals.update(counts)
+        name = doc.source or doc.id
+        rows.append([name, *(str(counts[label]) for label in labels), str(sum(counts.values()))])
+    rows.append(["TOTAL", *(str(totals[label]) for label in labels), str(sum(totals.values()))])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.stats", description=__doc__)
+    parser.add_argument("files", nargs="+", help="annotation files (Label Studio JSON/JSON-MIN, CoNLL, JSON lines)")
+    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    parser.add_argument("--labeling-config", default="annotations/labeling_config.xml",
+                        help="Label Studio labeling config giving the label set (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        schema: LabelSchema | None = read_labeling_config(args.labeling_config)
+    except ValueError as exc:
+        print(f"note: {exc}; label set taken from the data", file=sys.stderr)
+        schema = None
+    status = 0
+    for path in args.files:
+        try:
+            corpus = read_corpus(path, args.format, schema)
+        except (AnnotationError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        labels = schema.labels if schema else corpus.labels
+        print(f"{path}: {len(corpus.documents)} document(s)")
+        print(count_table(corpus, labels))
+        for warning in corpus.warnings:
+            print(f"warning: {warning}")
+        print()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
