@@ -1,0 +1,106 @@
+"""Backbone loading: a hub id or local directory, or the tiny offline backbone.
+
+The real path (`AutoTokenizer`/`AutoModelForTokenClassification.from_pretrained`,
+no remote code) is what users get by default. When it cannot be loaded and
+`model.fallback` is `tiny`, training goes on with the tiny backbone under a banner that
+says what happened and what to do; `fallback: error` stops instead. Which backbone was
+requested and which was used is recorded in the exported model and its metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .config import ModelConfig
+from .tiny_backbone import build_tiny_backbone
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+
+
+class BackboneError(RuntimeError):
+    pass
+
+
+@dataclass
+class Backbone:
+    model: object
+    tokenizer: object
+    requested: str
+    used: str
+    fallback_reason: str | None = None
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.used == TINY
+
+    def record(self) -> dict:
+        return {"requested": self.requested, "used": self.used, "fallback_reason": self.fallback_reason}
+
+
+def banner(lines: list[str]) -> str:
+    width = max(len(line) for line in lines) + 4
+    rule = "!" * width
+    return "\n".join([rule, *(f"! {line.ljust(width - 4)} !" for line in lines), rule])
+
+
+def load_pretrained(name_or_path: str, labels: list[str], max_length: int):
+    """Load tokenizer and token-classification model with our label maps."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    model = AutoModelForTokenClassification.from_pretrained(
+        name_or_path,
+        trust_remote_code=False,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a checkpoint with another classifier head
+    )
+    if model.config.max_position_embeddings - 2 < max_length:
+        raise BackboneError(
+            f"{name_or_path} has {model.config.max_position_embeddings} positions; "
+            f"model.max_length={max_length} needs {max_length + 2}"
+        )
+    return model, tokenizer
+
+
+def load_backbone(config: ModelConfig, labels: list[str], training_words: Iterable[str], work_dir: Path) -> Backbone:
+    requested = config.name_or_path
+    if requested == TINY:
+        model, tokenizer = build_tiny_backbone(training_words, labels, config.tiny, work_dir, config.max_length)
+        return Backbone(model, tokenizer, requested, TINY)
+    is_local = Path(requested).exists()
+    where = "local directory" if is_local else "Hugging Face hub id"
+    log.info("loading backbone %s (%s)", requested, where)
+    if not is_local and not os.environ.get("HF_HUB_OFFLINE"):
+        log.info("without network this takes ~45 s of retries before failing; HF_HUB_OFFLINE=1 skips them")
+    try:
+        model, tokenizer = load_pretrained(requested, labels, config.max_length)
+        return Backbone(model, tokenizer, requested, requested)
+    except BackboneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loading failure is reported, never hidden
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if config.fallback == "error":
+        raise BackboneError(
+            f"cannot load backbone {requested!r} ({where}): {reason}. Point model.name_or_path at a "
+            f"local PhoBERT directory, or set model.fallback: tiny to train the offline backbone."
+        )
+    print(banner([
+        f"PRETRAINED BACKBONE NOT LOADED: {requested}",
+        f"reason: {reason[:150]}",
+        "FALLING BACK to the tiny offline backbone (trained from scratch on your data):",
+        "expect much lower accuracy than PhoBERT. To use the real model, download",
+        "vinai/phobert-base-v2 elsewhere and set model.name_or_path to that directory,",
+        "or set model.fallback: error to stop instead of falling back.",
+        "The fallback is recorded in metrics.json and model_card.md.",
+    ]), flush=True)
+    log.warning("backbone %s not loaded (%s); using the tiny backbone", requested, reason)
+    model, tokenizer = build_tiny_backbone(training_words, labels, config.tiny, work_dir, config.max_length)
+    return Backbone(model, tokenizer, requested, TINY, reason)

@@ -1,0 +1,251 @@
+"""Run configuration: one YAML file describes a whole run, validated up front.
+
+The YAML is checked against the dataclasses below before any work starts; every
+unknown, mistyped or out-of-range key is reported at once with its dotted path
+(`train.epochs: expected a number, got 'five'`). The command line only overrides keys
+(`--set train.epochs=5`), and overrides are validated the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{source}: invalid config:\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class SplitConfig:
+    """How documents are split when `data.dev`/`data.test` are not given: a count of
+    documents (>= 1) or a fraction (< 1), chosen deterministically from the seed."""
+
+    dev: float = 1
+    test: float = 1
+
+
+@dataclass
+class DataConfig:
+    train: str = "annotations/gold_export.json"
+    dev: str | None = None
+    test: str | None = None
+    format: Literal["auto", "labelstudio", "labelstudio-min", "conll", "jsonl"] = "auto"
+    labeling_config: str | None = "annotations/labeling_config.xml"
+    labels: list[str] | None = None  # overrides the labeling config / the data
+    label_map: dict[str, str | None] = field(default_factory=dict)
+    tag_column: int = -1  # CoNLL column holding the tag
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class SegmenterConfig:
+    name: str = "underthesea"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TinyBackboneConfig:
+    """The offline PhoBERT-architecture backbone, built from the training text. A model
+    trained from scratch needs its own learning rate and epochs: these replace
+    `train.learning_rate`/`train.epochs` whenever the tiny backbone is used."""
+
+    vocab_size: int = 3000
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 256
+    learning_rate: float = 2e-3
+    epochs: float = 40
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "vinai/phobert-base-v2"  # hub id, local directory, or "tiny"
+    fallback: Literal["tiny", "error"] = "tiny"
+    max_length: int = 256
+    tiny: TinyBackboneConfig = field(default_factory=TinyBackboneConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 10
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    early_stopping_patience: int = 5
+    bf16: Literal["auto", True, False] = "auto"
+    logging_steps: int = 10
+    num_threads: int | None = None  # torch threads; None: torch's default
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "models"
+    checkpoints: str = "build/checkpoints"
+    save_total_limit: int = 2
+
+
+@dataclass
+class RunConfig:
+    run_name: str = "phobert-asean"
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHECKS = {
+    "train.epochs": lambda v: v > 0,
+    "train.batch_size": lambda v: v > 0,
+    "train.eval_batch_size": lambda v: v > 0,
+    "train.learning_rate": lambda v: v > 0,
+    "train.warmup_ratio": lambda v: 0 <= v < 1,
+    "train.gradient_accumulation_steps": lambda v: v > 0,
+    "train.early_stopping_patience": lambda v: v >= 0,
+    "train.num_threads": lambda v: v is None or v > 0,
+    "model.max_length": lambda v: 8 <= v <= 4096,
+    "data.split.dev": lambda v: v >= 0,
+    "data.split.test": lambda v: v >= 0,
+    "run_name": lambda v: bool(v) and "/" not in v and not v.startswith("."),
+}
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, problems)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            trial: list[str] = []
+            converted = _convert(value, option, path, trial)
+            if not trial:
+                return converted
+        problems.append(f"{path}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
+        return None
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
+            return value
+        problems.append(f"{path}: expected {_describe(tp)}, got {value!r}")
+        return None
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {value!r}")
+            return None
+        return [_convert(v, item, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a mapping, got {value!r}")
+            return None
+        return {str(k): _convert(v, value_tp, f"{path}.{k}", problems) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is type(None) and value is None:
+        return None
+    problems.append(f"{path}: expected {_describe(tp)}, got {value!r}")
+    return None
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix + '.' if prefix else ''}{close[0]}?)" if close else ""
+            problems.append(f"{path}: unknown key{hint}; known: {', '.join(names)}")
+            continue
+        converted = _convert(value, hints[key], path, problems)
+        check = _CHECKS.get(path)
+        if converted is not None and check is not None and not check(converted):
+            problems.append(f"{path}: value {value!r} is out of range")
+        kwargs[key] = converted
+    try:
+        return cls(**{k: v for k, v in kwargs.items() if v is not None or k in _nullable(cls)})
+    except TypeError as exc:  # pragma: no cover - dataclass defaults cover every field
+        problems.append(f"{prefix}: {exc}")
+        return cls()
+
+
+def _nullable(cls: type) -> set[str]:
+    hints = typing.get_type_hints(cls)
+    return {name for name, tp in hints.items() if type(None) in typing.get_args(tp)}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.epochs=5` -> (["train", "epochs"], 5); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--set", [f"{text!r}: expected KEY=VALUE, for example train.epochs=5"])
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults), apply `KEY=VALUE` overrides, validate."""
+    source = str(path) if path else "defaults"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(source, [f"cannot read: {exc}"]) from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(source, ["the top level must be a mapping"])
+    for override in overrides:
+        keys, value = parse_override(override)
+        node = raw
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[keys[-1]] = value
+    problems: list[str] = []
+    config = _build(RunConfig, raw, "", problems)
+    if problems:
+        raise ConfigError(source + (" with overrides" if overrides else ""), problems)
+    return config

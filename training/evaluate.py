@@ -1,0 +1,142 @@
+"""Entity-level evaluation with seqeval (IOB2, strict), and `python -m training.evaluate`.
+
+The final evaluation of a training run and this command both tag sentences through the
+exported model's `tag_sentences` (the path predict() uses), so their numbers agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from seqeval.metrics import classification_report
+from seqeval.scheme import IOB2
+
+from .bio import tags_to_spans
+from .decoding import transition_mask, viterbi
+from .encoding import IGNORE_INDEX
+from .sentences import LabelledSentence
+
+CONTEXT = 40
+
+
+def seqeval_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+    """Micro/macro precision, recall, F1 and per-type scores with support."""
+    report = classification_report(
+        [list(s) for s in gold], [list(s) for s in predicted],
+        mode="strict", scheme=IOB2, output_dict=True, zero_division=0,
+    )
+    per_type = {
+        label: {k: float(v) if k != "support" else int(v) for k, v in scores.items()}
+        for label, scores in report.items() if not label.endswith(" avg")
+    }
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    macro = report.get("macro avg", {"f1-score": 0.0})
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "macro_f1": float(macro["f1-score"]),
+        "support": int(micro["support"]),
+        "per_type": per_type,
+    }
+
+
+def format_table(metrics: dict) -> str:
+    rows = [(label, s["precision"], s["recall"], s["f1-score"], s["support"]) for label, s in sorted(metrics["per_type"].items())]
+    rows.append(("micro avg", metrics["precision"], metrics["recall"], metrics["f1"], metrics["support"]))
+    lines = [f"{'type':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
+    for label, p, r, f, n in rows:
+        lines.append(f"{label:<10} {p:>9.3f} {r:>7.3f} {f:>6.3f} {n:>8d}")
+    lines.append(f"{'macro f1':<10} {'':>9} {'':>7} {metrics['macro_f1']:>6.3f}")
+    return "\n".join(lines)
+
+
+def metrics_from_logits(logits, label_ids, tags: Sequence[str]) -> dict:
+    """Trainer's compute_metrics: word positions are those with a label; decode them
+    with the same constrained Viterbi as predict()."""
+    import torch
+
+    start, trans = transition_mask(tags)
+    gold_all, pred_all = [], []
+    scores = torch.log_softmax(torch.as_tensor(logits).float(), dim=-1)
+    label_ids = torch.as_tensor(label_ids)
+    for row in range(scores.shape[0]):
+        keep = label_ids[row] != IGNORE_INDEX
+        path = viterbi(scores[row][keep], start, trans)
+        gold_all.append([tags[int(i)] for i in label_ids[row][keep]])
+        pred_all.append([tags[i] for i in path])
+    return seqeval_metrics(gold_all, pred_all)
+
+
+def error_records(sentences: Sequence[LabelledSentence], predicted: Sequence[Sequence[str]]) -> list[dict]:
+    """False positives and negatives (strict: a span with a wrong type or boundary is both)."""
+    records = []
+    for sentence, tags in zip(sentences, predicted):
+        gold = set(tags_to_spans(sentence.words, sentence.tags, sentence.text))
+        pred = set(tags_to_spans(sentence.words, tags, sentence.text))
+        for kind, spans in (("false_negative", gold - pred), ("false_positive", pred - gold)):
+            for span in sorted(spans):
+                records.append({
+                    "doc_id": sentence.doc_id, "kind": kind, "label": span.label, "text": span.text,
+                    "start": span.start, "end": span.end,
+                    "context": sentence.text[max(0, span.start - CONTEXT):span.end + CONTEXT].replace("\n", " "),
+                })
+    return records
+
+
+def evaluate_model(model, sentences: Sequence[LabelledSentence], batch_size: int = 32) -> tuple[dict, list[dict]]:
+    """Tag gold sentences with an exported model; (metrics, error records)."""
+    windows = [w for s in sentences for w in model.fit(s)]
+    tagged = model.tag_sentences(windows, batch_size)
+    predicted = [t.tags for t in tagged]
+    return seqeval_metrics([w.tags for w in windows], predicted), error_records(windows, predicted)
+
+
+def write_jsonl(path: Path, records: Sequence[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import load_config
+    from .data import load_split_documents
+    from .inference import ModelLoadError, load_model
+    from .readers import FORMATS, AnnotationError
+    from .sentences import document_sentences
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Evaluate an exported model on any data the readers accept (seqeval, IOB2, strict).")
+    parser.add_argument("model_dir", help="an exported model directory (models/<run-name>)")
+    parser.add_argument("data", help="annotation file: Label Studio JSON/JSON-MIN, CoNLL or JSON lines")
+    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    parser.add_argument("--config", help="a run config whose data.label_map/labeling_config/tag_column apply")
+    parser.add_argument("--errors", help="write false positives/negatives to this JSON-lines file")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model_dir, precision=args.precision)
+        config = load_config(args.config, [f"data.format={args.format}"])
+        documents = load_split_documents(args.data, config.data, model.labels)
+    except (ModelLoadError, AnnotationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sentences = [s for doc in documents for s in document_sentences(doc, model.segmenter)]
+    metrics, errors = evaluate_model(model, sentences)
+    print(f"{args.data}: {len(documents)} document(s), {len(sentences)} sentence(s)")
+    print(format_table(metrics))
+    if args.errors:
+        write_jsonl(Path(args.errors), errors)
+        counts = Counter(e["kind"] for e in errors)
+        print(f"wrote {args.errors}: {counts['false_positive']} false positives, {counts['false_negative']} false negatives")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
