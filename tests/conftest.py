@@ -1,5 +1,10 @@
 import json
+import os
 from pathlib import Path
+
+# huggingface_hub reads this once, at import: the tests never reach for the network
+# (the hub is unreachable here; without it every failed load costs ~45 s of retries).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
@@ -45,3 +50,26 @@ def make_task(text, spans, task_id=7, **annotation):
             "value": {"start": start, "end": end, "text": span[3] if len(span) > 3 else text[start:end], "labels": [label]},
         })
     return {"id": task_id, "data": {"text": text}, "annotations": [{"id": 1, "result": result, **annotation}]}
+
+
+ROOT_CONFIG = ROOT / "configs" / "tiny.yaml"
+
+
+def tiny_config(tmp_dir: Path, *overrides: str):
+    """The tiny config on a small budget, writing under `tmp_dir`."""
+    from training.config import load_config
+
+    return load_config(ROOT_CONFIG, [
+        f"data.train={GOLD}", f"data.labeling_config={ANNOTATIONS / 'labeling_config.xml'}",
+        "model.tiny.epochs=12", f"output.dir={tmp_dir / 'models'}", f"output.checkpoints={tmp_dir / 'ckpt'}",
+        *overrides,
+    ])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """One tiny model trained on the gold corpus, shared by the inference tests."""
+    from training.run import run_once
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    return run_once(tiny_config(tmp), resume=False)

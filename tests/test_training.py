@@ -1,0 +1,158 @@
+"""Train, evaluate, export: python -m training.run end to end on small budgets."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, ROOT, tiny_config
+from training.backbone import BackboneError, load_backbone
+from training.config import ModelConfig
+from training.inference import load_model
+from training.run import run_cv, run_once
+
+pytestmark = pytest.mark.slow
+EXPORTED = {"config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt", "bpe.codes",
+            "ner_config.json", "metrics.json", "metadata.json", "model_card.md", "errors.jsonl", "training_log.json"}
+
+
+def test_export_is_complete_and_loadable(tiny_model_dir):
+    assert EXPORTED <= {p.name for p in tiny_model_dir.iterdir()}
+    settings = json.loads((tiny_model_dir / "ner_config.json").read_text())
+    assert settings["segmenter"]["name"] == "underthesea" and settings["max_length"] == 256
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["max_position_embeddings"] == 258 and config["pad_token_id"] == 1
+    assert config["id2label"]["0"] == "O" and "B-EVENT" in config["label2id"]
+    metrics = json.loads((tiny_model_dir / "metrics.json").read_text())
+    assert {"f1", "precision", "recall", "macro_f1", "per_type"} <= set(metrics)
+    assert metrics["split"] == "test" and metrics["documents"] == {"train": 3, "dev": 1, "test": 1}
+    model = load_model(tiny_model_dir)
+    text = "Thứ trưởng Đỗ Hùng Việt dẫn đầu đoàn Việt Nam tham dự Hội nghị Cấp cao ASEAN."
+    for entity in model.predict(text):
+        assert text[entity.start:entity.end] == entity.text
+    errors = [json.loads(l) for l in (tiny_model_dir / "errors.jsonl").read_text().splitlines()]
+    assert all(e["kind"] in ("false_positive", "false_negative") and e["text"] in e["context"] for e in errors)
+
+
+def test_splits_are_deterministic_from_the_seed(tiny_model_dir, tmp_path):
+    from training.data import load_splits
+
+    config = tiny_config(tmp_path)
+    a, b = load_splits(config.data, 42), load_splits(config.data, 42)
+    assert [d.id for d in a.train + a.dev + a.test] == [d.id for d in b.train + b.dev + b.test]
+    metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert len(metadata["data_sha256"]) == 64 and metadata["versions"]["torch"]
+
+
+def test_fallback_is_loud_and_recorded(tmp_path, capsys):
+    config = tiny_config(tmp_path, "model.name_or_path=vinai/phobert-base-v2", "model.fallback=tiny",
+                         "model.tiny.epochs=2", "run_name=fallback")
+    target = run_once(config, resume=False)
+    out = capsys.readouterr().out
+    assert "PRETRAINED BACKBONE NOT LOADED: vinai/phobert-base-v2" in out and "FALLING BACK" in out
+    metrics = json.loads((target / "metrics.json").read_text())
+    assert metrics["backbone"]["requested"] == "vinai/phobert-base-v2"
+    assert metrics["backbone"]["used"] == "tiny" and metrics["backbone"]["fallback_reason"]
+    assert "does NOT use the requested pretrained backbone" in (target / "model_card.md").read_text()
+
+
+def test_fallback_error_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(BackboneError, match=r"cannot load backbone 'vinai/phobert-base-v2'.*model.name_or_path"):
+        load_backbone(ModelConfig(name_or_path="vinai/phobert-base-v2", fallback="error"), ["O"], ["a"], tmp_path)
+    broken = tmp_path / "phobert-copy"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(BackboneError, match="local directory"):
+        load_backbone(ModelConfig(name_or_path=str(broken), fallback="error"), ["O"], ["a"], tmp_path)
+
+
+def test_a_real_phobert_style_directory_loads_through_the_hub_code_path(tiny_model_dir, tmp_path):
+    """A local PhoBERT-architecture directory goes through AutoModel/AutoTokenizer, not the fallback."""
+    backbone = load_backbone(ModelConfig(name_or_path=str(tiny_model_dir), fallback="error"),
+                             ["O", "B-X", "I-X"], [], tmp_path)
+    assert backbone.used == str(tiny_model_dir) and backbone.fallback_reason is None
+    assert type(backbone.tokenizer).__name__ == "PhobertTokenizer"
+    assert backbone.model.config.id2label == {0: "O", 1: "B-X", 2: "I-X"}
+
+
+def test_trains_on_a_conll_corpus_with_another_label_set(tmp_path):
+    config = tiny_config(
+        tmp_path, f"data.train={FIXTURES / 'covid_style.conll'}", f"data.test={FIXTURES / 'covid_style.jsonl'}",
+        "data.format=auto", "data.labeling_config=null", "data.split.dev=0", "model.tiny.epochs=3",
+        "run_name=covid")
+    target = run_once(config, resume=False)
+    settings = json.loads((target / "ner_config.json").read_text())
+    assert set(settings["labels"]) == {"PERSON_NAME", "ORGANIZATION", "LOCATION", "DATE",
+                                       "SYMPTOM_AND_DISEASE", "TRANSPORTATION", "AGE"}
+    assert "B-PERSON_NAME" in json.loads((target / "config.json").read_text())["label2id"]
+
+
+def test_a_failed_export_leaves_no_half_written_model(tmp_path, tiny_model_dir, monkeypatch):
+    import training.export
+
+    config = tiny_config(tmp_path, "model.tiny.epochs=1", "run_name=broken")
+    monkeypatch.setattr(training.export, "model_card", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run_once(config, resume=False)
+    models = tmp_path / "models"
+    assert not (models / "broken").exists()
+    assert list(models.iterdir()) == []  # no temporary directory left behind either
+
+
+def test_a_killed_run_leaves_no_model_directory(tmp_path):
+    out = tmp_path / "models"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.run", "--config", "configs/tiny.yaml", "--set", f"output.dir={out}",
+         "--set", f"output.checkpoints={tmp_path / 'ckpt'}", "--set", "model.tiny.epochs=200",
+         "--set", "train.early_stopping_patience=1000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    for line in process.stdout:  # wait until training has started
+        if "training on" in line or time.time() > deadline:
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "tiny-asean").exists()
+    assert not out.exists() or not any(p for p in out.iterdir() if not p.name.startswith("."))
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    first = run_once(tiny_config(tmp_path, "model.tiny.epochs=2", "train.early_stopping_patience=50"), resume=False)
+    before = [e for e in json.loads((first / "training_log.json").read_text()) if "eval_f1" in e]
+    again = run_once(tiny_config(tmp_path, "model.tiny.epochs=3", "train.early_stopping_patience=50"), resume=True)
+    after = [e for e in json.loads((again / "training_log.json").read_text()) if "eval_f1" in e]
+    assert [e["epoch"] for e in after] == [1, 2, 3]
+    assert after[:2] == before  # epochs 1-2 come from the checkpoint, not from retraining
+    with pytest.raises(ValueError, match="no checkpoint"):
+        run_once(tiny_config(tmp_path, "run_name=never-trained"), resume=True)
+
+
+def test_leave_one_document_out_cross_validation(tmp_path, capsys):
+    summary = run_cv(tiny_config(tmp_path, "model.tiny.epochs=2"))
+    assert len(summary["folds"]) == 5
+    assert len({fold["test_document"] for fold in summary["folds"]}) == 5
+    assert 0 <= summary["f1_mean"] <= 1 and summary["f1_std"] >= 0
+    assert "mean ± std" in capsys.readouterr().out
+    assert (tmp_path / "models" / "tiny-asean-cv" / "cv_metrics.json").exists()
+
+
+def test_cli_reports_config_errors_with_exit_code_2():
+    result = subprocess.run([sys.executable, "-m", "training.run", "--set", "train.epoch=3"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "train.epoch: unknown key (did you mean train.epochs?)" in result.stderr
+
+
+def test_evaluate_command_matches_the_training_evaluation(tiny_model_dir, tmp_path, capsys):
+    from training.evaluate import main
+
+    errors = tmp_path / "errors.jsonl"
+    assert main([str(tiny_model_dir), str(ROOT / "annotations" / "gold_export.json"), "--errors", str(errors)]) == 0
+    out = capsys.readouterr().out
+    assert "micro avg" in out and "5 document(s)" in out and errors.exists()
