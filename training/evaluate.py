@@ -16,10 +16,10 @@ from typing import Sequence
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from .bio import tags_to_spans
 from .decoding import transition_mask, viterbi
 from .encoding import IGNORE_INDEX
-from .sentences import LabelledSentence
+from .documents import Document, Span
+from .sentences import align_sentences, tags_within
 
 CONTEXT = 40
 
@@ -73,28 +73,35 @@ def metrics_from_logits(logits, label_ids, tags: Sequence[str]) -> dict:
     return seqeval_metrics(gold_all, pred_all)
 
 
-def error_records(sentences: Sequence[LabelledSentence], predicted: Sequence[Sequence[str]]) -> list[dict]:
+def evaluate_documents(model, documents: Sequence[Document], batch_size: int = 32) -> tuple[dict, list[dict]]:
+    """Score a model the way users meet it: each document is segmented as predict() does
+    (or keeps its given words, for pre-segmented corpora), tagged through
+    `NerModel.entity_spans`, and both span sets are laid on one word grid fine enough
+    for either, so strict seqeval equals exact span matching. Returns (metrics, errors)."""
+    jobs = [(doc.text, doc.words if doc.words is not None else model.segmenter.segment(doc.text)) for doc in documents]
+    gold_tags, pred_tags, errors = [], [], []
+    for doc, (text, raw), scored in zip(documents, jobs, model.entity_spans(jobs, batch_size)):
+        predicted = [span for span, _ in scored]
+        for words in align_sentences(text, raw, [*doc.spans, *predicted]):
+            gold_tags.append(tags_within(words, doc.spans))
+            pred_tags.append(tags_within(words, predicted))
+        errors += error_records(doc, predicted)
+    return seqeval_metrics(gold_tags, pred_tags), errors
+
+
+def error_records(doc: Document, predicted: Sequence[Span]) -> list[dict]:
     """False positives and negatives (strict: a span with a wrong type or boundary is both)."""
+    key = lambda s: (s.start, s.end, s.label)  # noqa: E731
+    gold_keys, pred_keys = {key(s) for s in doc.spans}, {key(s) for s in predicted}
     records = []
-    for sentence, tags in zip(sentences, predicted):
-        gold = set(tags_to_spans(sentence.words, sentence.tags, sentence.text))
-        pred = set(tags_to_spans(sentence.words, tags, sentence.text))
-        for kind, spans in (("false_negative", gold - pred), ("false_positive", pred - gold)):
-            for span in sorted(spans):
-                records.append({
-                    "doc_id": sentence.doc_id, "kind": kind, "label": span.label, "text": span.text,
-                    "start": span.start, "end": span.end,
-                    "context": sentence.text[max(0, span.start - CONTEXT):span.end + CONTEXT].replace("\n", " "),
-                })
+    for kind, spans, other in (("false_negative", doc.spans, pred_keys), ("false_positive", predicted, gold_keys)):
+        for span in sorted(s for s in spans if key(s) not in other):
+            records.append({
+                "doc_id": doc.id, "source": doc.source, "kind": kind, "label": span.label,
+                "text": doc.text[span.start:span.end], "start": span.start, "end": span.end,
+                "context": doc.text[max(0, span.start - CONTEXT):span.end + CONTEXT].replace("\n", " "),
+            })
     return records
-
-
-def evaluate_model(model, sentences: Sequence[LabelledSentence], batch_size: int = 32) -> tuple[dict, list[dict]]:
-    """Tag gold sentences with an exported model; (metrics, error records)."""
-    windows = [w for s in sentences for w in model.fit(s)]
-    tagged = model.tag_sentences(windows, batch_size)
-    predicted = [t.tags for t in tagged]
-    return seqeval_metrics([w.tags for w in windows], predicted), error_records(windows, predicted)
 
 
 def write_jsonl(path: Path, records: Sequence[dict]) -> None:
@@ -108,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     from .data import load_split_documents
     from .inference import ModelLoadError, load_model
     from .readers import FORMATS, AnnotationError
-    from .sentences import document_sentences
 
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
@@ -127,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelLoadError, AnnotationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    sentences = [s for doc in documents for s in document_sentences(doc, model.segmenter)]
-    metrics, errors = evaluate_model(model, sentences)
-    print(f"{args.data}: {len(documents)} document(s), {len(sentences)} sentence(s)")
+    metrics, errors = evaluate_documents(model, documents)
+    print(f"{args.data}: {len(documents)} document(s)")
     print(format_table(metrics))
     if args.errors:
         write_jsonl(Path(args.errors), errors)

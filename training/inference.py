@@ -28,9 +28,9 @@ import torch
 
 from .bio import tags_to_spans
 from .decoding import transition_mask, viterbi
-from .documents import normalize_nfc
+from .documents import Span, normalize_nfc
 from .encoding import WordPieces, encode_words
-from .segmentation import get_segmenter
+from .segmentation import WordRange, get_segmenter
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
 SETTINGS_FILE = "ner_config.json"
@@ -140,39 +140,43 @@ class NerModel:
                 raise TypeError(f"predict() takes a str or a list of str; item {i} is {type(text).__name__}")
         return self._predict_many(texts, batch_size, progress)
 
-    def _predict_many(self, texts: list[str], batch_size: int, progress: bool) -> list[list[Entity]]:
+    def entity_spans(self, jobs: Sequence[tuple[str, Sequence[Sequence[WordRange]]]],
+                     batch_size: int = 32) -> list[list[tuple[Span, float]]]:
+        """For each (NFC text, sentences of word ranges): predicted spans with scores.
+        The one path from words to spans, shared by predict() and evaluation."""
         windows: list[LabelledSentence] = []
         owners: list[int] = []
-        normalized = []
+        for index, (text, sentences) in enumerate(jobs):
+            for words in sentences:
+                for window in self.fit(LabelledSentence(str(index), text, list(words), ["O"] * len(words))):
+                    windows.append(window)
+                    owners.append(index)
+        results: list[list[tuple[Span, float]]] = [[] for _ in jobs]
+        for window, tagged, owner in zip(windows, self.tag_sentences(windows, batch_size), owners):
+            first_word = {start: k for k, (start, _) in enumerate(window.words)}
+            last_word = {end: k for k, (_, end) in enumerate(window.words)}
+            for span in tags_to_spans(window.words, tagged.tags, window.text):
+                first, last = first_word[span.start], last_word[span.end]
+                results[owner].append((span, sum(tagged.scores[first:last + 1]) / (last - first + 1)))
+        return results
+
+    def _predict_many(self, texts: list[str], batch_size: int, progress: bool) -> list[list[Entity]]:
         iterator = texts
         if progress:
             from tqdm.auto import tqdm
 
             iterator = tqdm(texts, desc="segmenting", unit="text")
-        for index, text in enumerate(iterator):
-            norm = normalize_nfc(text)
-            normalized.append(norm)
-            for words in self.segmenter.segment(norm.text):
-                sentence = LabelledSentence(str(index), norm.text, words, ["O"] * len(words))
-                for window in self.fit(sentence):
-                    windows.append(window)
-                    owners.append(index)
-        tagged = self.tag_sentences(windows, batch_size)
-        results: list[list[Entity]] = [[] for _ in texts]
-        for window, result, owner in zip(windows, tagged, owners):
-            norm = normalized[owner]
-            original = texts[owner]
-            first_word = {start: k for k, (start, _) in enumerate(window.words)}
-            last_word = {end: k for k, (_, end) in enumerate(window.words)}
-            for span in tags_to_spans(window.words, result.tags, norm.text):
-                first, last = first_word[span.start], last_word[span.end]
+        normalized = [normalize_nfc(text) for text in iterator]
+        jobs = [(norm.text, self.segmenter.segment(norm.text)) for norm in normalized]
+        results: list[list[Entity]] = []
+        for text, norm, spans in zip(texts, normalized, self.entity_spans(jobs, batch_size)):
+            entities = []
+            for span, score in spans:
                 start, end = norm.original_index(span.start), norm.original_index(span.end)
-                if start >= end:
-                    continue
-                score = sum(result.scores[first:last + 1]) / (last - first + 1)
-                results[owner].append(Entity(original[start:end], span.label, start, end, round(score, 4)))
-        for entities in results:
+                if start < end:
+                    entities.append(Entity(text[start:end], span.label, start, end, round(score, 4)))
             entities.sort(key=lambda e: (e.start, e.end))
+            results.append(entities)
         return results
 
 

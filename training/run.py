@@ -173,8 +173,8 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     return Trained(trainer.model, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen)
 
 
-def export_run(config: RunConfig, splits: Splits, trained: Trained, segmenter) -> Path:
-    from .evaluate import evaluate_model, format_table, write_jsonl
+def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
+    from .evaluate import evaluate_documents, format_table, write_jsonl
     from .export import atomic_directory, model_card, save_model, versions, write_json
     from .inference import load_model
 
@@ -184,7 +184,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained, segmenter) -
     with atomic_directory(target) as staging:
         save_model(staging, trained.model, trained.tokenizer, settings)
         exported = load_model(staging, precision="fp32")
-        metrics, errors = evaluate_model(exported, sentences_of(eval_docs, segmenter)) if eval_docs else ({}, [])
+        metrics, errors = evaluate_documents(exported, eval_docs) if eval_docs else ({}, [])
         metrics.update({
             "split": split_name,
             "documents": {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)},
@@ -240,12 +240,12 @@ def run_once(config: RunConfig, resume: bool) -> Path | None:
     trained = train_model(config, splits.train, splits.dev, splits.labels, run_dir, segmenter, resume)
     if not trained.trainer.is_world_process_zero():
         return None
-    return export_run(config, splits, trained, segmenter)
+    return export_run(config, splits, trained)
 
 
 def run_cv(config: RunConfig) -> dict:
     """Leave-one-document-out: each document is the test set once; mean ± std of F1."""
-    from .evaluate import evaluate_model
+    from .evaluate import evaluate_documents
     from .export import atomic_directory, write_json
     from .inference import NerModel
     from .segmentation import get_segmenter
@@ -261,7 +261,7 @@ def run_cv(config: RunConfig) -> dict:
         model = NerModel(trained.model, trained.tokenizer,
                          inference_settings(config, splits.labels, trained.backbone), run_dir,
                          dtype=next(trained.model.parameters()).dtype, device=next(trained.model.parameters()).device)
-        metrics, _ = evaluate_model(model, sentences_of(test, segmenter))
+        metrics, _ = evaluate_documents(model, test)
         folds.append({"test_document": test[0].source or test[0].id, "f1": metrics["f1"],
                       "precision": metrics["precision"], "recall": metrics["recall"],
                       "per_type": metrics["per_type"], "train_seconds": round(trained.train_seconds, 1)})

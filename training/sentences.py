@@ -59,18 +59,27 @@ def _merge_crossed(sentences: list[list[WordRange]], spans: Sequence[Span]) -> l
     return merged
 
 
+def align_sentences(text: str, raw: Sequence[Sequence[WordRange]], spans: Sequence[Span]) -> list[list[WordRange]]:
+    """Split words at every span boundary and merge sentences that a span crosses, so
+    that every span covers whole words of one sentence."""
+    cuts = {s.start for s in spans} | {s.end for s in spans}
+    sentences = [split_at_boundaries(words, cuts, text) for words in raw]
+    return _merge_crossed([s for s in sentences if s], spans)
+
+
+def tags_within(words: Sequence[WordRange], spans: Sequence[Span]) -> list[str]:
+    """IOB2 tags of one aligned sentence from the spans that fall inside it."""
+    lo, hi = words[0][0], words[-1][1]
+    return spans_to_tags(words, [s for s in spans if s.start >= lo and s.end <= hi])
+
+
 def document_sentences(doc: Document, segmenter: Segmenter) -> list[LabelledSentence]:
     """Segment a document (or use its given words) and tag each word from the gold spans."""
     raw = doc.words if doc.words is not None else segmenter.segment(doc.text)
-    cuts = {s.start for s in doc.spans} | {s.end for s in doc.spans}
-    sentences = [split_at_boundaries(words, cuts, doc.text) for words in raw]
-    sentences = _merge_crossed([s for s in sentences if s], doc.spans)
-    result = []
-    for words in sentences:
-        lo, hi = words[0][0], words[-1][1]
-        inside = [s for s in doc.spans if s.start >= lo and s.end <= hi]
-        result.append(LabelledSentence(doc.id, doc.text, words, spans_to_tags(words, inside)))
-    return result
+    return [
+        LabelledSentence(doc.id, doc.text, words, tags_within(words, doc.spans))
+        for words in align_sentences(doc.text, raw, doc.spans)
+    ]
 
 
 def sentences_to_spans(sentences: Sequence[LabelledSentence]) -> list[Span]:
