@@ -28,7 +28,9 @@ class WordPieces:
     def ids(self, word: str) -> list[int]:
         cached = self._cache.get(word)
         if cached is None:
-            cached = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(word)) or [self.unk_id]
+            # split_special_tokens: a text saying "</s>" or "<mask>" is text, not a control token
+            tokens = self.tokenizer.tokenize(word, split_special_tokens=True)
+            cached = self.tokenizer.convert_tokens_to_ids(tokens) or [self.unk_id]
             self._cache[word] = cached
         return cached
 

@@ -10,6 +10,7 @@ training or inference.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Callable, Protocol
 
 WordRange = tuple[int, int]
@@ -27,9 +28,32 @@ class Segmenter(Protocol):
         """Sentences of word ranges; words never contain a line break."""
 
 
+def _invisible(char: str) -> bool:
+    """Zero-width, format and control characters: noise to the model, never an edge of a word."""
+    return char.isspace() or unicodedata.category(char) in ("Cf", "Cc", "Cs", "Co", "Cn")
+
+
 def word_surface(text: str, word: WordRange) -> str:
-    """The PhoBERT form of a word: its syllables joined by `_`."""
-    return "_".join(text[word[0]:word[1]].split())
+    """The PhoBERT form of a word: its syllables joined by `_`, invisible characters dropped."""
+    visible = "".join(" " if c.isspace() else c for c in text[word[0]:word[1]] if not _invisible(c) or c.isspace())
+    return "_".join(visible.split())
+
+
+def visible_words(text: str, sentences: list[list[WordRange]]) -> list[list[WordRange]]:
+    """Trim invisible characters off word edges; drop words and sentences left empty."""
+    result = []
+    for sentence in sentences:
+        words = []
+        for start, end in sentence:
+            while start < end and _invisible(text[start]):
+                start += 1
+            while end > start and _invisible(text[end - 1]):
+                end -= 1
+            if start < end:
+                words.append((start, end))
+        if words:
+            result.append(words)
+    return result
 
 
 def _regex_words(text: str, start: int, end: int) -> list[WordRange]:
@@ -75,7 +99,7 @@ class RegexSegmenter:
                     current = []
             if current:
                 sentences.append(current)
-        return sentences
+        return visible_words(text, sentences)
 
 
 class UndertheseaSegmenter:
@@ -109,7 +133,7 @@ class UndertheseaSegmenter:
                     words = _regex_words(text, s_start, s_end)
                 if words:
                     sentences.append(words)
-        return sentences
+        return visible_words(text, sentences)
 
 
 _REGISTRY: dict[str, Callable[..., Segmenter]] = {

@@ -7,6 +7,7 @@ merged, so no entity is ever shifted or dropped.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -47,12 +48,20 @@ def split_at_boundaries(words: Sequence[WordRange], cuts: set[int], text: str) -
 
 
 def _merge_crossed(sentences: list[list[WordRange]], spans: Sequence[Span]) -> list[list[WordRange]]:
-    """Merge consecutive sentences whenever a span starts in one and ends in a later one."""
+    """Merge consecutive sentences whenever a span starts in one and ends in a later one
+    (one sweep: O((sentences + spans) log sentences))."""
+    if not sentences:
+        return []
+    starts = [sentence[0][0] for sentence in sentences]
+    joined = [False] * len(sentences)  # joined[i]: sentence i continues sentence i-1
+    for span in spans:
+        first = max(0, bisect.bisect_right(starts, span.start) - 1)
+        last = max(0, bisect.bisect_left(starts, span.end) - 1)
+        for i in range(first + 1, last + 1):
+            joined[i] = True
     merged: list[list[WordRange]] = []
-    for sentence in sentences:
-        if merged and any(
-            s.start < merged[-1][-1][1] and s.end > sentence[0][0] for s in spans
-        ):
+    for sentence, join in zip(sentences, joined):
+        if join and merged:
             merged[-1] = merged[-1] + sentence
         else:
             merged.append(list(sentence))
@@ -101,7 +110,8 @@ def split_to_fit(
     one right after punctuation. A single word longer than the limit is kept alone (the
     encoder truncates its sub-tokens; its first sub-token still carries the label).
     """
-    costs = [max(1, count_tokens(w)) for w in sentence.surfaces()]
+    surfaces = sentence.surfaces()
+    costs = [max(1, count_tokens(w)) for w in surfaces]
     if sum(costs) <= max_tokens:
         return [sentence]
     pieces: list[LabelledSentence] = []
@@ -118,7 +128,7 @@ def split_to_fit(
             end = max(end, begin + 1)
             # candidate cuts: positions c in (begin, end] where word c does not continue an entity
             candidates = [c for c in range(begin + 1, end + 1) if c == n or not sentence.tags[c].startswith("I-")]
-            punctuated = [c for c in candidates if not sentence.surfaces()[c - 1][-1:].isalnum()]
+            punctuated = [c for c in candidates if not surfaces[c - 1][-1:].isalnum()]
             cut = (punctuated or candidates or [end])[-1]
         pieces.append(
             LabelledSentence(sentence.doc_id, sentence.text, sentence.words[begin:cut], sentence.tags[begin:cut])

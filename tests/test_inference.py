@@ -1,0 +1,171 @@
+"""predict(): raw text in, entities with exact offsets out, whatever the input."""
+
+import json
+import shutil
+import subprocess
+import sys
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import GOLD, ROOT, tiny_config
+from training import Entity, ModelLoadError, load_model, predict
+from training.documents import Span
+from training.evaluate import seqeval_metrics
+from training.sentences import align_sentences, tags_within
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir, precision="fp32")
+
+
+def assert_exact(text, entities):
+    previous_end = 0
+    for entity in entities:
+        assert isinstance(entity, Entity)
+        assert text[entity.start:entity.end] == entity.text
+        assert entity.text and entity.start >= previous_end
+        assert 0.0 <= entity.score <= 1.0
+        previous_end = entity.end
+
+
+def test_gold_articles_map_back_exactly(model, gold):
+    results = model.predict([doc.text for doc in gold.documents])
+    assert len(results) == 5
+    for doc, entities in zip(gold.documents, results):
+        assert entities, doc.source
+        assert_exact(doc.text, entities)
+
+
+def test_predict_output_scores_like_the_training_evaluation(model, tiny_model_dir, tmp_path):
+    """seqeval over predict() output on the test split == metrics.json of the training run."""
+    from training.data import load_splits
+
+    splits = load_splits(tiny_config(tmp_path).data, 42)
+    gold_tags, pred_tags = [], []
+    for doc in splits.test:
+        predicted = [Span(e.start, e.end, e.label, e.text) for e in predict(doc.text, model=model)]
+        for words in align_sentences(doc.text, model.segmenter.segment(doc.text), [*doc.spans, *predicted]):
+            gold_tags.append(tags_within(words, doc.spans))
+            pred_tags.append(tags_within(words, predicted))
+    ours = seqeval_metrics(gold_tags, pred_tags)
+    recorded = json.loads((tiny_model_dir / "metrics.json").read_text())
+    for key in ("precision", "recall", "f1", "macro_f1", "support"):
+        assert ours[key] == pytest.approx(recorded[key]), key
+
+
+def test_nfd_input_gives_the_same_entities_at_its_own_offsets(model, gold):
+    text = gold.documents[1].text
+    nfd = unicodedata.normalize("NFD", text)
+    a, b = model.predict(text), model.predict(nfd)
+    assert_exact(nfd, b)
+    assert [(e.label, e.text) for e in a] == [(e.label, unicodedata.normalize("NFC", e.text)) for e in b]
+
+
+@pytest.mark.parametrize("text", [
+    "", "   \n\t ", "No Vietnamese at all, just English.", "😀🎉 ASEAN 𝕏 Việt Nam 👍🏽",
+    "A\u200bSEAN Việt\u200d Nam\x00\x07\x1b[31m", "Dòng 1\r\nViệt Nam\r\n\r\nLào\r\n", "\u0301\u0301 a\u0300",
+    "</s> <s> <mask> <pad> <unk> @@ _ __", "\ufeffViệt Nam", "\u2028Lào\u2029Campuchia\x85",
+])
+def test_hostile_text_never_breaks_offsets(model, text):
+    assert_exact(text, model.predict(text))
+
+
+def test_empty_and_blank_text_give_no_entities(model):
+    assert model.predict("") == [] and model.predict(" \n ") == []
+    assert model.predict([]) == []
+
+
+@pytest.mark.parametrize("bad", [None, b"Vi\xe1\xbb\x87t Nam", 42, ["ok", None]])
+def test_non_text_input_is_a_type_error_naming_the_type(model, bad):
+    with pytest.raises(TypeError, match="NoneType|bytes|int"):
+        model.predict(bad)
+
+
+def test_long_text_is_windowed_and_covered_to_the_end(model):
+    text = "Đoàn Việt Nam đến Lào " * 400  # one sentence of ~2,000 words, no punctuation
+    entities = model.predict(text)
+    assert_exact(text, entities)
+    assert entities and entities[-1].end > len(text) - 40
+
+
+def test_a_megabyte_of_text(model, gold):
+    text = "\n".join(doc.text for doc in gold.documents)
+    text = (text + "\r\n") * (1_000_000 // len(text) + 1)
+    entities = model.predict(text)
+    assert len(text) > 1_000_000 and len(entities) > 1000
+    assert_exact(text, entities)
+
+
+vietnamese = st.sampled_from(list("aăâbcdđeêghiklmnoôơpqrstuưvxyAĂÂĐÊÔƠƯàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩị"
+                                  "òóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ0123456789 .,;:!?()[]-/+\n\r\t“”…_@<>"))
+odd = st.sampled_from(["\u0300", "\u0301", "\u0303", "\u0309", "\u0323", "\u200b", "\u200d", "\ufeff", "\x00",
+                       "\x1b", "😀", "👍🏽", "𝕏", "\u2028", "\x85", "  ", "</s>", "<mask>"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(vietnamese, odd, st.text(max_size=3)), max_size=80).map("".join))
+def test_property_predict_never_raises_and_offsets_are_exact(model, text):
+    assert_exact(text, model.predict(text))
+
+
+def test_one_call_predict_loads_the_model_once(tiny_model_dir):
+    import training.inference as inference
+
+    first = predict("Việt Nam và Lào", model=tiny_model_dir)
+    loaded = dict(inference._LOADED)
+    second = predict(["Việt Nam và Lào"], model=str(tiny_model_dir))
+    assert second == [first] and inference._LOADED == loaded
+
+
+def test_bf16_predictions_are_valid(tiny_model_dir, gold):
+    text = gold.documents[0].text
+    assert_exact(text, load_model(tiny_model_dir, precision="bf16").predict(text))
+
+
+def test_incomplete_or_corrupted_model_directory(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelLoadError, match="model.safetensors.*corrupted"):
+        load_model(broken)
+    (broken / "model.safetensors").unlink()
+    (broken / "ner_config.json").unlink()
+    with pytest.raises(ModelLoadError, match="missing model.safetensors, ner_config.json"):
+        load_model(broken)
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_inference_imports_no_training_only_packages(tiny_model_dir):
+    code = (
+        "import sys; from training import load_model, predict; "
+        f"print(len(predict('Việt Nam', model={str(tiny_model_dir)!r}))); "
+        "bad = [m for m in ('datasets', 'seqeval', 'label_studio_sdk') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_predict_command_writes_json_lines(tiny_model_dir, tmp_path):
+    source = tmp_path / "article.txt"
+    source.write_text("Thứ trưởng Đỗ Hùng Việt tại Viêng Chăn.\r\nĐoàn Việt Nam.\n", encoding="utf-8")
+    run = lambda *args, **kw: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "training.predict", "--model", str(tiny_model_dir), *args],
+        cwd=ROOT, capture_output=True, text=True, **kw)
+    result = run(str(source))
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    text = open(source, encoding="utf-8", newline="").read()
+    for entity in record["entities"]:
+        assert text[entity["start"]:entity["end"]] == entity["text"]
+    lines = [json.loads(line) for line in run("--lines", input="Việt Nam\nLào\n").stdout.splitlines()]
+    assert [r["line"] for r in lines] == [1, 2] and lines[0]["source"] == "<stdin>"
+    missing = run(str(source), "--model", str(tmp_path / "none"))
+    assert missing.returncode == 1 and "no such model directory" in missing.stderr
