@@ -58,6 +58,10 @@ def test_cli_overrides_are_validated_the_same_way():
         load_config(CONFIGS / "tiny.yaml", ["train.batch_size"])
 
 
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    assert load_config(write(tmp_path, "train:\n  learning_rate: 3e-4\n")).train.learning_rate == 3e-4
+
+
 def test_unreadable_config_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match="missing.yaml"):
         load_config(tmp_path / "missing.yaml")

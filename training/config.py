@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -72,6 +76,7 @@ class TinyBackboneConfig:
 class ModelConfig:
     name_or_path: str = "vinai/phobert-base-v2"  # hub id, local directory, or "tiny"
     fallback: Literal["tiny", "error"] = "tiny"
+    head: Literal["softmax", "crf"] = "softmax"  # crf: linear-chain CRF over word emissions
     max_length: int = 256
     tiny: TinyBackboneConfig = field(default_factory=TinyBackboneConfig)
 
@@ -172,6 +177,8 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if tp is str and isinstance(value, str):

@@ -30,7 +30,8 @@ def transition_mask(tags: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return start, trans
 
 
-def viterbi(scores: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> list[int]:
+def viterbi(scores: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
+            end: torch.Tensor | None = None) -> list[int]:
     """Best path for one sentence; `scores` is [words, labels] (log-probs or emissions)."""
     if scores.shape[0] == 0:
         return []
@@ -42,6 +43,8 @@ def viterbi(scores: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> l
         best, index = total.max(dim=0)
         history.append(index)
         score = best + scores[k]
+    if end is not None:
+        score = score + end
     path = [int(score.argmax())]
     for index in reversed(history):
         path.append(int(index[path[-1]]))

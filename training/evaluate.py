@@ -56,18 +56,19 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def metrics_from_logits(logits, label_ids, tags: Sequence[str]) -> dict:
+def metrics_from_logits(logits, label_ids, tags: Sequence[str], crf=None) -> dict:
     """Trainer's compute_metrics: word positions are those with a label; decode them
-    with the same constrained Viterbi as predict()."""
+    as predict() does (constrained Viterbi on log-probs, or the CRF on emissions)."""
     import torch
 
     start, trans = transition_mask(tags)
     gold_all, pred_all = [], []
-    scores = torch.log_softmax(torch.as_tensor(logits).float(), dim=-1)
+    logits = torch.as_tensor(logits).float()
+    scores = logits if crf is not None else torch.log_softmax(logits, dim=-1)
     label_ids = torch.as_tensor(label_ids)
     for row in range(scores.shape[0]):
         keep = label_ids[row] != IGNORE_INDEX
-        path = viterbi(scores[row][keep], start, trans)
+        path = crf.decode(scores[row][keep]) if crf is not None else viterbi(scores[row][keep], start, trans)
         gold_all.append([tags[int(i)] for i in label_ids[row][keep]])
         pred_all.append([tags[i] for i in path])
     return seqeval_metrics(gold_all, pred_all)

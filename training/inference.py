@@ -12,7 +12,8 @@ split and word segmentation, windows of at most 256 PhoBERT tokens, and constrai
 Viterbi decoding, so no invalid IOB2 sequence can come out.
 
 Entity score: the mean, over the entity's words, of the probability the model gives
-the tag it chose for that word (softmax at the word's first sub-token).
+the tag it chose for that word (softmax at the word's first sub-token; for the crf head
+the softmax of its emissions, not CRF marginals).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class TaggedSentence:
 class NerModel:
     """An exported model ready to tag text. Build it with `load_model`."""
 
-    def __init__(self, model, tokenizer, settings: dict, path: Path, dtype: torch.dtype, device: torch.device):
+    def __init__(self, model, tokenizer, settings: dict, path: Path, dtype: torch.dtype, device: torch.device,
+                 crf=None):
         self.model = model.to(device=device, dtype=dtype).eval()
         self.tokenizer = tokenizer
         self.settings = settings
@@ -98,6 +100,7 @@ class NerModel:
         self.segmenter = get_segmenter(segmenter["name"], **segmenter.get("settings", {}))
         self.pieces = WordPieces(tokenizer)
         self._start, self._trans = transition_mask(self.tags)
+        self.crf = crf.to(device).eval() if crf is not None else None
 
     # -- word level (shared with evaluation) -------------------------------------------
     def fit(self, sentence: LabelledSentence) -> list[LabelledSentence]:
@@ -119,10 +122,15 @@ class NerModel:
                 ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
                 mask[row, : len(item.input_ids)] = 1
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            logits = logits.float().cpu()
+            log_probs = torch.log_softmax(logits, dim=-1)
             for row, index in enumerate(order[begin:begin + batch_size]):
-                word_scores = log_probs[row, encoded[index].first_token]
-                path = viterbi(word_scores, self._start, self._trans)
+                positions = encoded[index].first_token
+                word_scores = log_probs[row, positions]
+                if self.crf is not None:
+                    path = self.crf.decode(logits[row, positions])
+                else:
+                    path = viterbi(word_scores, self._start, self._trans)
                 chosen = word_scores[torch.arange(len(path)), torch.tensor(path, dtype=torch.long)] if path else word_scores[:0, 0]
                 results[index] = TaggedSentence([self.tags[p] for p in path], chosen.exp().tolist())
         return results  # type: ignore[return-value]
@@ -213,8 +221,18 @@ def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: in
             path, trust_remote_code=False, local_files_only=True, use_safetensors=True)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path / WEIGHTS_FILE}: weights unreadable or corrupted: {exc}") from exc
+    crf = None
+    if settings.get("head", "softmax") == "crf":
+        from .crf import CRF_FILE, LinearChainCRF
+
+        if not (path / CRF_FILE).is_file():
+            raise ModelLoadError(f"{path}: incomplete model directory, missing {CRF_FILE} (the model uses a crf head)")
+        try:
+            crf = LinearChainCRF.load(path / CRF_FILE, [model.config.id2label[i] for i in range(model.config.num_labels)])
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{path / CRF_FILE}: unreadable or corrupted: {exc}") from exc
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return NerModel(model, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device)
+    return NerModel(model, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device, crf)
 
 
 _LOADED: dict[tuple[str, str], NerModel] = {}

@@ -80,7 +80,8 @@ class SentenceDataset:
 
 @dataclass
 class Trained:
-    model: object
+    model: object  # the token-classification encoder (what save_pretrained writes)
+    crf: object  # LinearChainCRF for the crf head, else None
     tokenizer: object
     backbone: object
     trainer: object
@@ -95,7 +96,7 @@ def inference_settings(config: RunConfig, labels, backbone) -> dict:
         "labels": list(labels),
         "segmenter": {"name": config.segmenter.name, "settings": config.segmenter.settings},
         "max_length": config.model.max_length,
-        "head": "softmax",
+        "head": config.model.head,
         "backbone": backbone.record(),
     }
 
@@ -153,24 +154,34 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+    model = backbone.model
+    crf = None
+    if config.model.head == "crf":
+        from .crf import CRFTokenClassifier
+
+        model = CRFTokenClassifier(backbone.model, tags)
+        crf = model.crf
     trainer = Trainer(
-        model=backbone.model,
+        model=model,
         args=args,
         train_dataset=train_set.to_hf(),
         eval_dataset=dev_set.to_hf() if has_dev else None,
         data_collator=DataCollatorForTokenClassification(backbone.tokenizer),
         processing_class=backbone.tokenizer,
-        compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags).items() if k != "per_type"},
+        compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags, crf).items()
+                                   if k != "per_type"},
         callbacks=[EarlyStoppingCallback(config.train.early_stopping_patience)] if has_dev else [],
     )
-    log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s",
+    log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head",
              len(train_set.features), train_set.token_count(), len(dev_set.features), epochs, learning_rate,
-             "bf16" if bf16 else "fp32")
+             "bf16" if bf16 else "fp32", config.model.head)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
-    return Trained(trainer.model, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen)
+    encoder = trainer.model.encoder if crf is not None else trainer.model
+    crf = trainer.model.crf if crf is not None else None
+    return Trained(encoder, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen)
 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
@@ -182,7 +193,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
     eval_docs, split_name = (splits.test, "test") if splits.test else (splits.dev, "dev")
     settings = inference_settings(config, splits.labels, trained.backbone)
     with atomic_directory(target) as staging:
-        save_model(staging, trained.model, trained.tokenizer, settings)
+        save_model(staging, trained.model, trained.tokenizer, settings, trained.crf)
         exported = load_model(staging, precision="fp32")
         metrics, errors = evaluate_documents(exported, eval_docs) if eval_docs else ({}, [])
         metrics.update({
@@ -260,7 +271,8 @@ def run_cv(config: RunConfig) -> dict:
         trained = train_model(config, train, dev, splits.labels, run_dir, segmenter)
         model = NerModel(trained.model, trained.tokenizer,
                          inference_settings(config, splits.labels, trained.backbone), run_dir,
-                         dtype=next(trained.model.parameters()).dtype, device=next(trained.model.parameters()).device)
+                         dtype=next(trained.model.parameters()).dtype, device=next(trained.model.parameters()).device,
+                         crf=trained.crf)
         metrics, _ = evaluate_documents(model, test)
         folds.append({"test_document": test[0].source or test[0].id, "f1": metrics["f1"],
                       "precision": metrics["precision"], "recall": metrics["recall"],

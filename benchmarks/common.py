@@ -1,0 +1,70 @@
+"""Shared by the benchmark scripts: machine description, timing, table printing, and a
+PhoBERT-base-geometry model trained on the gold corpus (cached under build/)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "bench"
+
+# PhoBERT-base geometry: 12 layers x 768, 12 heads, 3072 intermediate.
+BASE_GEOMETRY = ["model.tiny.hidden_size=768", "model.tiny.num_hidden_layers=12",
+                 "model.tiny.num_attention_heads=12", "model.tiny.intermediate_size=3072"]
+
+
+def machine() -> str:
+    import torch
+
+    model = "unknown CPU"
+    flags = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            info = handle.read()
+        model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), model)
+        flags = sorted({f for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if f" {f}" in info})
+    except OSError:
+        pass
+    return (f"CPU: {model} | flags: {' '.join(flags) or 'none'} | cores: {os.cpu_count()} | "
+            f"torch threads: {torch.get_num_threads()} | torch {torch.__version__} | Python {platform.python_version()}")
+
+
+def timed(fn, repeat: int = 1):
+    """(result, best seconds of `repeat` runs)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return result, best
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in header]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def base_sized_model(epochs: int = 12) -> Path:
+    """A PhoBERT-base-geometry model trained (from scratch, offline) on the gold corpus,
+    so speed figures reflect a real PhoBERT-base forward pass. Cached."""
+    from training.config import load_config
+    from training.run import run_once
+
+    target = BUILD / "models" / "base-geometry"
+    if (target / "model.safetensors").exists():
+        return target
+    config = load_config(ROOT / "configs" / "tiny.yaml", [
+        *BASE_GEOMETRY, f"model.tiny.epochs={epochs}", "model.tiny.learning_rate=3e-4",
+        "run_name=base-geometry", f"output.dir={BUILD / 'models'}", f"output.checkpoints={BUILD / 'ckpt'}",
+        f"data.train={ROOT / 'annotations' / 'gold_export.json'}",
+        f"data.labeling_config={ROOT / 'annotations' / 'labeling_config.xml'}",
+    ])
+    return run_once(config, resume=False)

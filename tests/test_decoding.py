@@ -1,0 +1,89 @@
+"""Decoding never yields an invalid IOB2 sequence, for either head; the CRF is exact."""
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from training.bio import is_valid_iob2
+from training.crf import LinearChainCRF, word_emissions
+from training.decoding import transition_mask, viterbi
+from training.schema import LabelSchema
+from training.sentences import LabelledSentence
+
+TAGS = LabelSchema(("ORG", "PER", "LOC")).bio_tags()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_softmax_head_decoding_is_always_valid(seed):
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(12, len(TAGS), generator=generator) * 5
+    scores[:, [t.startswith("I-") for t in TAGS]] += 3  # tempt it with orphan I- tags
+    path = viterbi(torch.log_softmax(scores, -1), *transition_mask(TAGS))
+    assert is_valid_iob2([TAGS[i] for i in path])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_crf_head_decoding_is_always_valid(seed):
+    generator = torch.Generator().manual_seed(seed)
+    crf = LinearChainCRF(TAGS)
+    with torch.no_grad():
+        crf.transitions.copy_(torch.randn(len(TAGS), len(TAGS), generator=generator) * 10)
+        crf.start.copy_(torch.randn(len(TAGS), generator=generator) * 10)
+    path = crf.decode(torch.randn(9, len(TAGS), generator=generator) * 5)
+    assert len(path) == 9 and is_valid_iob2([TAGS[i] for i in path])
+
+
+def test_crf_likelihood_matches_brute_force():
+    torch.manual_seed(0)
+    tags = ["O", "B-X", "I-X"]
+    crf = LinearChainCRF(tags)
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start.normal_()
+        crf.end.normal_()
+    emissions = torch.randn(1, 4, 3)
+    gold = torch.tensor([[1, 2, 0, 1]])
+    start, trans, end = crf.constrained()
+
+    def path_score(path):
+        s = start[path[0]] + emissions[0, 0, path[0]] + end[path[-1]]
+        return s + sum(trans[a, b] + emissions[0, k + 1, b] for k, (a, b) in enumerate(zip(path, path[1:])))
+
+    log_z = torch.logsumexp(torch.stack([path_score(p) for p in itertools.product(range(3), repeat=4)]), 0)
+    expected = log_z - path_score(gold[0].tolist())
+    assert crf.nll(emissions, gold, torch.ones(1, 4)).item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_word_emissions_packs_first_sub_tokens():
+    logits = torch.arange(2 * 5 * 3, dtype=torch.float).reshape(2, 5, 3)
+    labels = torch.tensor([[-100, 1, -100, 2, -100], [-100, 0, -100, -100, -100]])
+    emissions, tags, mask = word_emissions(logits, labels)
+    assert emissions.shape == (2, 2, 3) and mask.tolist() == [[1, 1], [1, 0]]
+    assert torch.equal(emissions[0, 1], logits[0, 3]) and tags[0].tolist() == [1, 2]
+
+
+@pytest.mark.slow
+def test_crf_head_model_exports_loads_and_predicts(tmp_path, gold):
+    from training import load_model
+    from training.run import run_once
+
+    target = run_once(tiny_config(tmp_path, "model.head=crf", "model.tiny.epochs=4", "run_name=crf"), resume=False)
+    assert (target / "crf.safetensors").exists()
+    assert json.loads((target / "ner_config.json").read_text())["head"] == "crf"
+    model = load_model(target)
+    assert model.crf is not None
+    for doc, entities in zip(gold.documents, model.predict([d.text for d in gold.documents])):
+        for entity in entities:
+            assert doc.text[entity.start:entity.end] == entity.text
+        windows = [w for words in model.segmenter.segment(doc.text)
+                   for w in model.fit(LabelledSentence("", doc.text, words, ["O"] * len(words)))]
+        for tagged in model.tag_sentences(windows):
+            assert is_valid_iob2(tagged.tags)
+    (target / "crf.safetensors").unlink()
+    from training.inference import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="crf.safetensors"):
+        load_model(target)
