@@ -156,3 +156,16 @@ def test_evaluate_command_matches_the_training_evaluation(tiny_model_dir, tmp_pa
     assert main([str(tiny_model_dir), str(ROOT / "annotations" / "gold_export.json"), "--errors", str(errors)]) == 0
     out = capsys.readouterr().out
     assert "micro avg" in out and "5 document(s)" in out and errors.exists()
+
+
+def test_two_process_ddp_run_on_cpu(tmp_path):
+    """The same command under torchrun (gloo): both ranks train, rank 0 exports once."""
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "training.run",
+         "--config", "configs/tiny.yaml", "--set", "model.tiny.epochs=2",
+         "--set", f"output.dir={tmp_path / 'models'}", "--set", f"output.checkpoints={tmp_path / 'ckpt'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("exported ") == 1
+    metadata = json.loads((tmp_path / "models" / "tiny-asean" / "metadata.json").read_text())
+    assert metadata["documents"]["train"] == 3
