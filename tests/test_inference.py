@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from conftest import GOLD, ROOT, tiny_config
 from training import Entity, ModelLoadError, load_model, predict
 from training.documents import Span
-from training.evaluate import seqeval_metrics
-from training.sentences import align_sentences, tags_within
+from training.evaluate import score_spans
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +46,9 @@ def test_predict_output_scores_like_the_training_evaluation(model, tiny_model_di
     from training.data import load_splits
 
     splits = load_splits(tiny_config(tmp_path).data, 42)
-    gold_tags, pred_tags = [], []
-    for doc in splits.test:
-        predicted = [Span(e.start, e.end, e.label, e.text) for e in predict(doc.text, model=model)]
-        for words in align_sentences(doc.text, model.segmenter.segment(doc.text), [*doc.spans, *predicted]):
-            gold_tags.append(tags_within(words, doc.spans))
-            pred_tags.append(tags_within(words, predicted))
-    ours = seqeval_metrics(gold_tags, pred_tags)
+    predicted = [[Span(e.start, e.end, e.label, e.text) for e in predict(doc.text, model=model)] for doc in splits.test]
+    raws = [model.segmenter.segment(doc.text) for doc in splits.test]
+    ours = score_spans(splits.test, raws, predicted).metrics
     recorded = json.loads((tiny_model_dir / "metrics.json").read_text())
     for key in ("precision", "recall", "f1", "macro_f1", "support"):
         assert ours[key] == pytest.approx(recorded[key]), key

@@ -169,3 +169,33 @@ def test_two_process_ddp_run_on_cpu(tmp_path):
     assert result.stdout.count("exported ") == 1
     metadata = json.loads((tmp_path / "models" / "tiny-asean" / "metadata.json").read_text())
     assert metadata["documents"]["train"] == 3
+
+
+def test_masked_lm_warm_up_trains_the_encoder_on_extra_text(tmp_path):
+    import torch
+    from transformers import set_seed
+
+    from training.config import PretrainConfig
+    from training.pretrain import unlabelled_sentences, warm_up
+    from training.segmentation import get_segmenter
+    from training.tiny_backbone import build_tiny_backbone
+
+    extra = tmp_path / "news.txt"
+    extra.write_text("Bộ trưởng Ngoại giao Việt Nam dự Hội nghị ASEAN tại Lào.\n" * 20, encoding="utf-8")
+    sentences = unlabelled_sentences([str(extra)], get_segmenter("underthesea"))
+    assert len(sentences) == 20
+    set_seed(0)
+    config = load_config_tiny()
+    model, tokenizer = build_tiny_backbone([w for s in sentences for w in s.surfaces()], ["O", "B-X", "I-X"],
+                                           config.model.tiny, tmp_path / "tok")
+    before = model.roberta.encoder.layer[0].attention.self.query.weight.clone()
+    metrics = warm_up(model, tokenizer, sentences, PretrainConfig(epochs=2, batch_size=8), 1e-3, 0, False,
+                      tmp_path / "mlm", 256)
+    assert metrics["train_loss"] > 0
+    assert not torch.equal(before, model.roberta.encoder.layer[0].attention.self.query.weight)
+
+
+def load_config_tiny():
+    from training.config import load_config
+
+    return load_config(ROOT / "configs" / "tiny.yaml")

@@ -97,6 +97,19 @@ class TrainConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Masked-language-model warm-up of the backbone before fine-tuning, on the training
+    text plus unlabelled UTF-8 text files (domain-adaptive pre-training for a real
+    PhoBERT; the from-scratch tiny backbone needs it more). epochs 0 turns it off."""
+
+    epochs: float = 0
+    texts: list[str] = field(default_factory=list)
+    mlm_probability: float = 0.15
+    learning_rate: float | None = None  # None: the fine-tuning learning rate
+    batch_size: int = 32
+
+
+@dataclass
 class OutputConfig:
     dir: str = "models"
     checkpoints: str = "build/checkpoints"
@@ -110,6 +123,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -127,6 +141,9 @@ _CHECKS = {
     "train.early_stopping_patience": lambda v: v >= 0,
     "train.num_threads": lambda v: v is None or v > 0,
     "model.max_length": lambda v: 8 <= v <= 4096,
+    "pretrain.epochs": lambda v: v >= 0,
+    "pretrain.mlm_probability": lambda v: 0 < v < 1,
+    "pretrain.batch_size": lambda v: v > 0,
     "data.split.dev": lambda v: v >= 0,
     "data.split.test": lambda v: v >= 0,
     "run_name": lambda v: bool(v) and "/" not in v and not v.startswith("."),

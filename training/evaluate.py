@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -74,28 +75,60 @@ def metrics_from_logits(logits, label_ids, tags: Sequence[str], crf=None) -> dic
     return seqeval_metrics(gold_all, pred_all)
 
 
+@dataclass
+class GridSentence:
+    """One sentence of the scoring grid: its words and both tag sequences."""
+
+    doc: Document
+    words: list[tuple[int, int]]
+    gold: list[str]
+    predicted: list[str]
+
+
+@dataclass
+class SpanScores:
+    metrics: dict
+    errors: list[dict]
+    grid: list[GridSentence]
+
+
+def score_spans(documents: Sequence[Document], raws: Sequence, predicted: Sequence[Sequence[Span]],
+                labels: Sequence[str] | None = None) -> SpanScores:
+    """Score any system's spans against the gold: per document, both span sets are laid on
+    one word grid (the document's words split at every span boundary) fine enough for
+    either, so strict seqeval equals exact span matching. With `labels`, both sides are
+    restricted to those types first."""
+    keep = (lambda spans: list(spans)) if labels is None else (lambda spans: [s for s in spans if s.label in labels])  # noqa: E731
+    grid, errors = [], []
+    for doc, raw, spans in zip(documents, raws, predicted):
+        gold, pred = keep(doc.spans), keep(spans)
+        for words in align_sentences(doc.text, raw, [*gold, *pred]):
+            grid.append(GridSentence(doc, words, tags_within(words, gold), tags_within(words, pred)))
+        errors += error_records(doc, pred, gold)
+    return SpanScores(seqeval_metrics([g.gold for g in grid], [g.predicted for g in grid]), errors, grid)
+
+
 def evaluate_documents(model, documents: Sequence[Document], batch_size: int = 32) -> tuple[dict, list[dict]]:
     """Score a model the way users meet it: each document is segmented as predict() does
-    (or keeps its given words, for pre-segmented corpora), tagged through
-    `NerModel.entity_spans`, and both span sets are laid on one word grid fine enough
-    for either, so strict seqeval equals exact span matching. Returns (metrics, errors)."""
-    jobs = [(doc.text, doc.words if doc.words is not None else model.segmenter.segment(doc.text)) for doc in documents]
-    gold_tags, pred_tags, errors = [], [], []
-    for doc, (text, raw), scored in zip(documents, jobs, model.entity_spans(jobs, batch_size)):
-        predicted = [span for span, _ in scored]
-        for words in align_sentences(text, raw, [*doc.spans, *predicted]):
-            gold_tags.append(tags_within(words, doc.spans))
-            pred_tags.append(tags_within(words, predicted))
-        errors += error_records(doc, predicted)
-    return seqeval_metrics(gold_tags, pred_tags), errors
+    (or keeps its given words, for pre-segmented corpora) and tagged through
+    `NerModel.entity_spans`, then scored with `score_spans`. Returns (metrics, errors)."""
+    scores = score_documents(model, documents, batch_size)
+    return scores.metrics, scores.errors
 
 
-def error_records(doc: Document, predicted: Sequence[Span]) -> list[dict]:
+def score_documents(model, documents: Sequence[Document], batch_size: int = 32) -> SpanScores:
+    raws = [doc.words if doc.words is not None else model.segmenter.segment(doc.text) for doc in documents]
+    scored = model.entity_spans([(doc.text, raw) for doc, raw in zip(documents, raws)], batch_size)
+    return score_spans(documents, raws, [[span for span, _ in spans] for spans in scored])
+
+
+def error_records(doc: Document, predicted: Sequence[Span], gold: Sequence[Span] | None = None) -> list[dict]:
     """False positives and negatives (strict: a span with a wrong type or boundary is both)."""
+    gold = doc.spans if gold is None else gold
     key = lambda s: (s.start, s.end, s.label)  # noqa: E731
-    gold_keys, pred_keys = {key(s) for s in doc.spans}, {key(s) for s in predicted}
+    gold_keys, pred_keys = {key(s) for s in gold}, {key(s) for s in predicted}
     records = []
-    for kind, spans, other in (("false_negative", doc.spans, pred_keys), ("false_positive", predicted, gold_keys)):
+    for kind, spans, other in (("false_negative", gold, pred_keys), ("false_positive", predicted, gold_keys)):
         for span in sorted(s for s in spans if key(s) not in other):
             records.append({
                 "doc_id": doc.id, "source": doc.source, "kind": kind, "label": span.label,

@@ -88,6 +88,7 @@ class Trained:
     bf16: bool
     train_seconds: float
     train_tokens: int
+    pretrain_metrics: dict | None = None
 
 
 def inference_settings(config: RunConfig, labels, backbone) -> dict:
@@ -121,10 +122,17 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     epochs, learning_rate = config.train.epochs, config.train.learning_rate
     if backbone.is_tiny:
         epochs, learning_rate = config.model.tiny.epochs, config.model.tiny.learning_rate
+    bf16 = use_bf16(config.train.bf16)
+    pretrain_metrics = None
+    if config.pretrain.epochs > 0:
+        from .pretrain import unlabelled_sentences, warm_up
+
+        extra = unlabelled_sentences(config.pretrain.texts, segmenter)
+        pretrain_metrics = warm_up(backbone.model, backbone.tokenizer, train_sentences + extra, config.pretrain,
+                                   learning_rate, config.seed, bf16, run_dir / "pretrain", config.model.max_length)
     pieces = WordPieces(backbone.tokenizer)
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length)
-    bf16 = use_bf16(config.train.bf16)
     has_dev = bool(dev_set.features)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(
@@ -182,7 +190,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
     encoder = trainer.model.encoder if crf is not None else trainer.model
     crf = trainer.model.crf if crf is not None else None
-    return Trained(encoder, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen)
+    return Trained(encoder, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics)
 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
@@ -204,6 +212,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
             "train_seconds": round(trained.train_seconds, 1),
             "train_tokens_per_second": round(trained.train_tokens / max(trained.train_seconds, 1e-9), 1),
             "bf16": trained.bf16,
+            "pretrain": trained.pretrain_metrics,
         })
         table = format_table(metrics) if eval_docs else "(no evaluation documents)"
         metadata = {

@@ -1,0 +1,117 @@
+"""Fast checks of the benchmark helpers: synthetic corpus, CRF baseline, underthesea alignment."""
+
+import json
+
+import pytest
+
+from training.bio import is_valid_iob2
+
+
+@pytest.fixture(scope="module")
+def pool(gold, segmenter):
+    from benchmarks.synthetic import sentence_pool
+
+    return sentence_pool(gold.documents, segmenter)
+
+
+def test_synthetic_generation_is_deterministic(gold, segmenter, pool):
+    from benchmarks.synthetic import generate, generate_from_pool
+
+    first = generate_from_pool(pool, 50, seed=3)
+    assert first == generate_from_pool(pool, 50, seed=3)
+    assert first != generate_from_pool(pool, 50, seed=4)
+    assert generate(gold.documents[:1], 5, seed=1, segmenter=segmenter) == generate(
+        gold.documents[:1], 5, seed=1, segmenter=segmenter)
+
+
+def test_synthetic_sentences_are_valid_iob2_with_mentions_from_their_pool(pool):
+    from benchmarks.synthetic import _runs, generate_from_pool
+
+    records = generate_from_pool(pool, 200, seed=0)
+    known = {(label, tuple(words[a:b])) for _, words, tags in pool for a, b, label in _runs(tags)}
+    assert len(records) == 200
+    for record in records:
+        assert len(record["words"]) == len(record["tags"]) > 0
+        assert is_valid_iob2(record["tags"])
+        assert all(w and w == w.strip() and " " not in w for w in record["words"])
+        for a, b, label in _runs(record["tags"]):
+            assert label in {"ORG", "PER", "LOC", "EVENT", "DATE"}
+            if label != "DATE":  # DATE digits are perturbed
+                mention = tuple(record["words"][a:b])
+                assert (label, mention) in known or any(ch.isdigit() for w in mention for ch in w)
+
+
+def test_synthetic_corpus_files_read_back_and_test_articles_are_disjoint(gold, segmenter, tmp_path):
+    from benchmarks.synthetic import write_corpus
+    from training.readers import read_corpus
+
+    paths = write_corpus(tmp_path, 120, seed=0, documents=gold.documents, segmenter=segmenter)
+    sources = {}
+    for name in ("train", "dev", "test"):
+        lines = paths[name].read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        assert records and all(is_valid_iob2(r["tags"]) for r in records)
+        sources[name] = {r["source"] for r in records}
+        corpus = read_corpus(paths[name], "jsonl")
+        assert len(corpus.documents) == len(records)
+        assert not corpus.warnings
+        assert sum(len(d.spans) for d in corpus.documents) > 0
+    assert not sources["test"] & (sources["train"] | sources["dev"])
+    assert len(sources["test"]) == 1
+    again = write_corpus(tmp_path / "again", 120, seed=0, documents=gold.documents, segmenter=segmenter)
+    assert all(paths[n].read_bytes() == again[n].read_bytes() for n in paths)
+
+
+def test_crf_features_and_shapes():
+    from benchmarks.crf_baseline import sentence_features, word_shape
+
+    assert word_shape("Hà_Nội") == "Xx_Xx"
+    assert word_shape("07/10/2024") == "d/d/d"
+    assert word_shape("ASEAN") == "X"
+    features = sentence_features(["Ông", "Nguyễn_Văn_A", "đến", "Hà_Nội", "."])
+    assert len(features) == 5
+    assert features[0]["BOS"] and features[-1]["EOS"]
+    assert features[1]["syll=văn"] == 1.0 and features[1]["istitle"]
+    assert features[1]["-1:lower"] == "ông" and features[1]["+2:word"] == "Hà_Nội"
+    assert features[0]["-2:BOS"] and features[4]["+1:EOS"]
+
+
+def test_score_spans_matches_exact_span_matching():
+    from training.documents import Document, Span
+    from training.evaluate import score_spans
+
+    text = "Ông Nguyễn Văn A đến Hà Nội ."
+    doc = Document("d", text, [Span(4, 16, "PER", "Nguyễn Văn A"), Span(21, 27, "LOC", "Hà Nội")])
+    raw = [[(0, 3), (4, 10), (11, 14), (15, 16), (17, 20), (21, 23), (24, 27), (28, 29)]]
+    assert score_spans([doc], [raw], [doc.spans]).metrics["f1"] == 1.0
+    half = score_spans([doc], [raw], [[Span(4, 14, "PER"), Span(21, 27, "LOC")]]).metrics
+    assert half["precision"] == 0.5 and half["recall"] == 0.5
+    only_loc = score_spans([doc], [raw], [[Span(21, 27, "LOC")]], labels=("LOC",)).metrics
+    assert only_loc["f1"] == 1.0
+
+
+def test_crf_learns_the_gold_corpus(gold, segmenter):
+    from benchmarks.crf_baseline import train_and_score_crf
+
+    metrics = train_and_score_crf(gold.documents, gold.documents, segmenter)
+    assert metrics["f1"] > 0.5
+
+
+def test_underthesea_alignment_gives_exact_offsets(gold):
+    from benchmarks.train_benchmark import align_tokens, tagged_to_spans, underthesea_spans
+
+    text = "Ông  Nguyễn Văn\nA đến Hà Nội."
+    ranges = align_tokens(text, ["Ông", "Nguyễn Văn A", "đến", "Hà Nội", "."])
+    assert [text[a:b] for a, b in ranges] == ["Ông", "Nguyễn Văn\nA", "đến", "Hà Nội", "."]
+    # a token underthesea rewrote is skipped without derailing the rest
+    assert align_tokens("a b c", ["a", "X", "c"]) == [(0, 1), None, (4, 5)]
+    spans = tagged_to_spans(text, ["Ông", "Nguyễn Văn A", "đến", "Hà Nội", "."],
+                            ["O", "B-PER", "O", "B-LOC", "O"])
+    assert [(s.label, text[s.start:s.end]) for s in spans] == [("PER", "Nguyễn Văn\nA"), ("LOC", "Hà Nội")]
+    assert tagged_to_spans("x Y", ["x", "Y"], ["O", "B-MISC"]) == []
+    document = gold.documents[0]
+    found = underthesea_spans(document.text[:600])
+    assert found
+    for span in found:
+        assert document.text[span.start:span.end] == span.text
+        assert span.label in ("PER", "LOC", "ORG")
