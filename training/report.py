@@ -181,7 +181,12 @@ def warnings_table(corpus: Corpus, title: str = "Validation warnings") -> Table:
 
 
 def _colors(labels: Sequence[str]) -> dict[str, str]:
-    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    """One colour per type in every plot: the corpus's five types in schema order, other
+    label sets in sorted order, whatever order a plot lists them in."""
+    from .schema import DEFAULT_LABELS
+
+    ordered = list(DEFAULT_LABELS) if set(labels) <= set(DEFAULT_LABELS) else sorted(labels)
+    return {label: PALETTE[ordered.index(label) % len(PALETTE)] for label in labels}
 
 
 def _figure(width: float, height: float, **kwargs):
