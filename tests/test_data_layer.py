@@ -289,3 +289,26 @@ def test_labeling_config_errors_name_the_file(tmp_path):
     bad.write_text("<View><Text name='t' value='$t'/></View>", encoding="utf-8")
     with pytest.raises(ValueError, match="config.xml"):
         read_labeling_config(bad)
+
+
+def test_word_shapes_and_their_token_type_ids():
+    from training.encoding import SHAPES, WordPieces, encode_words, word_shape
+
+    shapes = {w: SHAPES[word_shape(w)] for w in
+              ["Việt_Nam", "Thứ_trưởng", "ASEAN", "họp", "23.7", ",", "Timor-Leste", "AMM-57", "Đỗ_Hùng_Việt"]}
+    assert shapes == {"Việt_Nam": "title", "Thứ_trưởng": "capitalized", "ASEAN": "upper", "họp": "lower",
+                      "23.7": "numeric", ",": "punct", "Timor-Leste": "title", "AMM-57": "numeric",
+                      "Đỗ_Hùng_Việt": "title"}
+
+    class Tokenizer:  # two sub-tokens per word
+        cls_token_id, sep_token_id, pad_token_id, unk_token_id = 0, 2, 1, 3
+
+        def tokenize(self, word, split_special_tokens=True):
+            return [word[:1] + "@@", word[1:]]
+
+        def convert_tokens_to_ids(self, tokens):
+            return [10 + len(t) for t in tokens]
+
+    encoded = encode_words(WordPieces(Tokenizer()), ["ASEAN", "họp"])
+    assert encoded.first_token == [1, 3]
+    assert encoded.token_type_ids == [0, 3, 3, 4, 4, 0]

@@ -66,15 +66,17 @@ def test_word_emissions_packs_first_sub_tokens():
 
 
 @pytest.mark.slow
-def test_crf_head_model_exports_loads_and_predicts(tmp_path, gold):
+def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, gold):
     from training import load_model
     from training.run import run_once
 
-    target = run_once(tiny_config(tmp_path, "model.head=crf", "model.tiny.epochs=4", "run_name=crf"), resume=False)
+    target = run_once(tiny_config(tmp_path, "model.head=crf", "model.tiny.word_shapes=true", "model.tiny.epochs=4",
+                                  "run_name=crf"), resume=False)
     assert (target / "crf.safetensors").exists()
     assert json.loads((target / "ner_config.json").read_text())["head"] == "crf"
+    assert json.loads((target / "config.json").read_text())["word_shapes"] is True
     model = load_model(target)
-    assert model.crf is not None
+    assert model.crf is not None and model.word_shapes
     for doc, entities in zip(gold.documents, model.predict([d.text for d in gold.documents])):
         for entity in entities:
             assert doc.text[entity.start:entity.end] == entity.text

@@ -100,10 +100,10 @@ class CRFTokenClassifier(nn.Module):
         self.crf = LinearChainCRF(tags)
         self.config = encoder.config
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         from transformers.modeling_outputs import TokenClassifierOutput
 
-        logits = self.encoder(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
         loss = None
         if labels is not None:
             emissions, tags, mask = word_emissions(logits, labels)

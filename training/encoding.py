@@ -8,10 +8,39 @@ the Hugging Face `run_ner.py` example); prediction reads the scores there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
 IGNORE_INDEX = -100
+
+# Word shapes, the capitalisation/digit/punctuation pattern a feature CRF relies on.
+# A backbone whose config says `word_shapes: true` reads them as token_type_ids (the
+# tiny offline backbone does; PhoBERT, with one token type, does not).
+SHAPES = ("special", "title", "capitalized", "upper", "lower", "numeric", "punct", "mixed")
+
+
+def word_shape(word: str) -> int:
+    """Shape class of a PhoBERT word (syllables joined by `_`): `Việt_Nam` title,
+    `Thứ_trưởng` capitalized, `ASEAN` upper, `họp` lower, `23.7` numeric, `,` punct."""
+    syllables = [s for s in re.split(r"[_\-]", word) if s]
+    if any(c.isdigit() for c in word):
+        return SHAPES.index("numeric")
+    if not any(c.isalpha() for c in word):
+        return SHAPES.index("punct")
+    if all(s.isupper() for s in syllables if any(c.isalpha() for c in s)) and any(len(s) > 1 for s in syllables):
+        return SHAPES.index("upper")
+    if all(s[:1].isupper() and (len(s) == 1 or s[1:].islower()) for s in syllables):
+        return SHAPES.index("title")
+    if word.islower():
+        return SHAPES.index("lower")
+    if syllables[0][:1].isupper() and all(s.islower() for s in syllables[1:]):
+        return SHAPES.index("capitalized")
+    return SHAPES.index("mixed")
+
+
+def uses_word_shapes(model_config) -> bool:
+    return bool(getattr(model_config, "word_shapes", False))
 
 
 class WordPieces:
@@ -42,6 +71,7 @@ class WordPieces:
 class EncodedSentence:
     input_ids: list[int]
     first_token: list[int]  # per word, the position of its first sub-token
+    token_type_ids: list[int]  # the word's shape on each of its sub-tokens, 0 on <s> </s>
 
 
 def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256) -> EncodedSentence:
@@ -51,6 +81,7 @@ def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256
     if budget < 0:
         raise ValueError(f"{len(words)} words do not fit in {max_length} positions; split the sentence first")
     input_ids = [pieces.cls_id]
+    shapes = [0]
     first_token = []
     for word in words:
         ids = pieces.ids(word)
@@ -58,8 +89,18 @@ def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256
         budget -= extra
         first_token.append(len(input_ids))
         input_ids.extend(ids[: 1 + extra])
+        shapes.extend([word_shape(word)] * (1 + extra))
     input_ids.append(pieces.sep_id)
-    return EncodedSentence(input_ids, first_token)
+    shapes.append(0)
+    return EncodedSentence(input_ids, first_token, shapes)
+
+
+def model_features(encoded: EncodedSentence, word_shapes: bool) -> dict[str, list[int]]:
+    """The model's inputs for one sentence (unpadded)."""
+    features = {"input_ids": encoded.input_ids, "attention_mask": [1] * len(encoded.input_ids)}
+    if word_shapes:
+        features["token_type_ids"] = encoded.token_type_ids
+    return features
 
 
 def label_positions(encoded: EncodedSentence, label_ids: Sequence[int]) -> list[int]:

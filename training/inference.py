@@ -30,7 +30,7 @@ import torch
 from .bio import tags_to_spans
 from .decoding import transition_mask, viterbi
 from .documents import Span, normalize_nfc
-from .encoding import WordPieces, encode_words
+from .encoding import WordPieces, encode_words, uses_word_shapes
 from .segmentation import WordRange, get_segmenter
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
@@ -99,6 +99,7 @@ class NerModel:
         segmenter = settings.get("segmenter", {"name": "underthesea"})
         self.segmenter = get_segmenter(segmenter["name"], **segmenter.get("settings", {}))
         self.pieces = WordPieces(tokenizer)
+        self.word_shapes = uses_word_shapes(model.config)
         self._start, self._trans = transition_mask(self.tags)
         self.crf = crf.to(device).eval() if crf is not None else None
 
@@ -118,10 +119,15 @@ class NerModel:
             width = max(len(e.input_ids) for e in batch)
             ids = torch.full((len(batch), width), self.pieces.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
+            types = torch.zeros((len(batch), width), dtype=torch.long)
             for row, item in enumerate(batch):
                 ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
                 mask[row, : len(item.input_ids)] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                types[row, : len(item.input_ids)] = torch.tensor(item.token_type_ids)
+            inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+            if self.word_shapes:
+                inputs["token_type_ids"] = types.to(self.device)
+            logits = self.model(**inputs).logits
             logits = logits.float().cpu()
             log_probs = torch.log_softmax(logits, dim=-1)
             for row, index in enumerate(order[begin:begin + batch_size]):

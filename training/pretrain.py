@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from .config import PretrainConfig
-from .encoding import WordPieces, encode_words
+from .encoding import WordPieces, encode_words, model_features, uses_word_shapes
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def warm_up(model, tokenizer, sentences: list[LabelledSentence], settings: Pretr
     features = []
     for sentence in sentences:
         for piece in split_to_fit(sentence, pieces.count, min(MAX_CONTENT_TOKENS, max_length - 2)):
-            features.append({"input_ids": encode_words(pieces, piece.surfaces(), max_length).input_ids})
+            encoded = encode_words(pieces, piece.surfaces(), max_length)
+            features.append(model_features(encoded, uses_word_shapes(model.config)))
     mlm = AutoModelForMaskedLM.from_config(model.config)
     setattr(mlm, mlm.base_model_prefix, model.base_model)  # share the encoder
     log.info("masked-LM warm-up on %d sentences for %s epochs", len(features), settings.epochs)

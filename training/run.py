@@ -56,16 +56,16 @@ def sentences_of(documents, segmenter) -> list[LabelledSentence]:
 class SentenceDataset:
     """Tokenised sentences for the Trainer: input ids plus labels on first sub-tokens."""
 
-    def __init__(self, sentences: list[LabelledSentence], pieces, tag_ids: dict[str, int], max_length: int):
-        from .encoding import encode_words, label_positions
+    def __init__(self, sentences: list[LabelledSentence], pieces, tag_ids: dict[str, int], max_length: int,
+                 word_shapes: bool = False):
+        from .encoding import encode_words, label_positions, model_features
 
         self.features = []
         for sentence in sentences:
             for piece in split_to_fit(sentence, pieces.count, min(MAX_CONTENT_TOKENS, max_length - 2)):
                 encoded = encode_words(pieces, piece.surfaces(), max_length)
                 self.features.append({
-                    "input_ids": encoded.input_ids,
-                    "attention_mask": [1] * len(encoded.input_ids),
+                    **model_features(encoded, word_shapes),
                     "labels": label_positions(encoded, [tag_ids[t] for t in piece.tags]),
                 })
 
@@ -108,7 +108,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
                               TrainingArguments, set_seed)
 
     from .backbone import load_backbone
-    from .encoding import WordPieces
+    from .encoding import WordPieces, uses_word_shapes
     from .evaluate import metrics_from_logits
     from .schema import LabelSchema
 
@@ -131,8 +131,9 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         pretrain_metrics = warm_up(backbone.model, backbone.tokenizer, train_sentences + extra, config.pretrain,
                                    learning_rate, config.seed, bf16, run_dir / "pretrain", config.model.max_length)
     pieces = WordPieces(backbone.tokenizer)
-    train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length)
-    dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length)
+    shapes = uses_word_shapes(backbone.model.config)
+    train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes)
+    dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes)
     has_dev = bool(dev_set.features)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(

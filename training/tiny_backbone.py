@@ -13,6 +13,8 @@ import collections
 from pathlib import Path
 from typing import Iterable
 
+from .encoding import SHAPES
+
 END = "</w>"
 
 
@@ -113,7 +115,8 @@ def build_tiny_backbone(words: Iterable[str], labels: list[str], settings, work_
         num_attention_heads=settings.num_attention_heads,
         intermediate_size=settings.intermediate_size,
         max_position_embeddings=max_length + 2,
-        type_vocab_size=1,
+        type_vocab_size=len(SHAPES) if settings.word_shapes else 1,
+        word_shapes=settings.word_shapes,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
