@@ -68,7 +68,7 @@ class TinyBackboneConfig:
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     intermediate_size: int = 256
-    word_shapes: bool = False  # word shape classes as token_type_ids (capitalisation, digits...)
+    word_shapes: bool = True  # word shape classes as token_type_ids (capitalisation, digits...)
     learning_rate: float = 2e-3
     epochs: float = 40
 
