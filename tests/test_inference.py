@@ -162,5 +162,9 @@ def test_predict_command_writes_json_lines(tiny_model_dir, tmp_path):
         assert text[entity["start"]:entity["end"]] == entity["text"]
     lines = [json.loads(line) for line in run("--lines", input="Việt Nam\nLào\n").stdout.splitlines()]
     assert [r["line"] for r in lines] == [1, 2] and lines[0]["source"] == "<stdin>"
+    out = tmp_path / "entities.jsonl"
+    assert run(str(source), "--output", str(out)).returncode == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["source"] == str(source)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     missing = run(str(source), "--model", str(tmp_path / "none"))
     assert missing.returncode == 1 and "no such model directory" in missing.stderr

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 from .inference import ModelLoadError, load_model
@@ -49,13 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     results = model.predict([text for _, text in inputs], batch_size=args.batch_size, progress=len(inputs) > 1)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    lines = [json.dumps({**meta, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False) + "\n"
+             for (meta, _), entities in zip(inputs, results)]
+    if not args.output:
+        sys.stdout.writelines(lines)
+        return 0
+    # a temporary file beside the target, then a rename: never a half-written output
+    target = Path(args.output)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
-        for (meta, _), entities in zip(inputs, results):
-            out.write(json.dumps({**meta, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False) + "\n")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+        os.replace(temporary, target)
     finally:
-        if out is not sys.stdout:
-            out.close()
+        if os.path.exists(temporary):
+            os.unlink(temporary)
     return 0
 
 
