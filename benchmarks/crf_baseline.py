@@ -166,6 +166,9 @@ def train_and_score_crf(train_docs, test_docs, segmenter, labels: Sequence[str] 
 
 
 def _fmt(values: Sequence[float], digits: int = 3) -> str:
+    values = [float(v) for v in values if v == v]  # NaN: not reported by that system
+    if not values:
+        return "n/a"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.pstdev(values):.{digits}f}"

@@ -286,7 +286,7 @@ def run_cv(config: RunConfig) -> dict:
                          crf=trained.crf)
         metrics, _ = evaluate_documents(model, test)
         folds.append({"test_document": test[0].source or test[0].id, "f1": metrics["f1"],
-                      "precision": metrics["precision"], "recall": metrics["recall"],
+                      "precision": metrics["precision"], "recall": metrics["recall"], "macro_f1": metrics["macro_f1"],
                       "per_type": metrics["per_type"], "train_seconds": round(trained.train_seconds, 1)})
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"fold {index}: test {folds[-1]['test_document']}: F1 {metrics['f1']:.3f}")
