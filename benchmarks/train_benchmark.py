@@ -25,7 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.common import BASE_GEOMETRY, BUILD, ROOT, machine, table
+from benchmarks.common import BASE_GEOMETRY, BUILD, ROOT, machine, table, timed
 
 UNDERTHESEA_TYPES = ("PER", "LOC", "ORG")
 WORK = BUILD / "train_benchmark"
@@ -206,6 +206,44 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
     return text, time.perf_counter() - started
 
 
+def step_table(batch: int = 16, length: int = 64) -> tuple[str, float]:
+    """(iii) isolated training steps (forward, backward, AdamW step; no data loading, no
+    evaluation, no checkpoint), fp32 vs bf16 autocast, tiny and PhoBERT-base geometry."""
+    import torch
+    from transformers import RobertaConfig, RobertaForTokenClassification
+
+    started = time.perf_counter()
+    rows = []
+    for name, hidden, layers, heads, inner, steps in (("tiny (2 x 128)", 128, 2, 4, 256, 20),
+                                                      ("base geometry (12 x 768)", 768, 12, 12, 3072, 4)):
+        config = RobertaConfig(vocab_size=3000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                               intermediate_size=inner, max_position_embeddings=258, pad_token_id=1,
+                               type_vocab_size=1, num_labels=11)
+        rates = {}
+        for bf16 in (False, True):
+            torch.manual_seed(0)
+            model = RobertaForTokenClassification(config)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            ids, labels = torch.randint(5, 3000, (batch, length)), torch.randint(0, 11, (batch, length))
+
+            def step():
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = model(input_ids=ids, labels=labels).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+            step(), step()  # warm-up
+            _, seconds = timed(lambda: [step() for _ in range(steps)])
+            rates[bf16] = batch * length * steps / seconds
+        rows.append([name, f"{batch} x {length}", f"{rates[False]:.0f}", f"{rates[True]:.0f}",
+                     f"{rates[True] / rates[False]:.2f}x"])
+    text = "\n".join([
+        "(iii) isolated training steps (forward + backward + AdamW; no data loading, evaluation or checkpoints)",
+        table(["backbone", "batch x tokens", "fp32 tok/s", "bf16 tok/s", "bf16/fp32"], rows)])
+    return text, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=2000, help="synthetic corpus size (train+dev+test)")
@@ -215,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-sentences", type=int, default=96)
     parser.add_argument("--base-epochs", type=int, default=1)
     parser.add_argument("--dev-sentences", type=int, default=100)
-    parser.add_argument("--skip", choices=["accuracy", "throughput"], help="skip one of the two tables")
+    parser.add_argument("--skip", choices=["accuracy", "throughput", "steps"], action="append", default=[],
+                        help="skip a table (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
     args = parser.parse_args(argv)
     import logging
@@ -223,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     parts = []
-    if args.skip != "accuracy":
+    if "accuracy" not in args.skip:
         parts.append(accuracy_table(args.cv_epochs, args.set))
-    if args.skip != "throughput":
+    if "throughput" not in args.skip:
         parts.append(throughput_table(args.sentences, args.tiny_sentences, args.tiny_epochs, args.base_sentences,
                                       args.base_epochs, args.dev_sentences, args.set))
+    if "steps" not in args.skip:
+        parts.append(step_table())
     print("\n" + machine())
     for text, seconds in parts:
         print(text)
