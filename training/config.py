@@ -64,11 +64,12 @@ class TinyBackboneConfig:
     `train.learning_rate`/`train.epochs` whenever the tiny backbone is used."""
 
     vocab_size: int = 3000
-    hidden_size: int = 128
+    hidden_size: int = 256
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
-    intermediate_size: int = 256
+    intermediate_size: int = 512
     word_shapes: bool = True  # word shape classes as token_type_ids (capitalisation, digits...)
+    lowercase: bool = False  # lower-case words for the tokenizer (case then comes from the shapes)
     learning_rate: float = 2e-3
     epochs: float = 40
 

@@ -43,11 +43,19 @@ def uses_word_shapes(model_config) -> bool:
     return bool(getattr(model_config, "word_shapes", False))
 
 
-class WordPieces:
-    """Cached word -> sub-token ids for one tokenizer."""
+def word_pieces(tokenizer, model_config) -> "WordPieces":
+    """The WordPieces a model was trained with (lower-casing as its config says)."""
+    return WordPieces(tokenizer, lowercase=bool(getattr(model_config, "lowercase_words", False)))
 
-    def __init__(self, tokenizer):
+
+class WordPieces:
+    """Cached word -> sub-token ids for one tokenizer. With `lowercase` (a backbone whose
+    config says `lowercase_words: true`), words are lower-cased first: case then reaches
+    the model through the word shapes only, and `Hội_nghị`/`hội_nghị` share statistics."""
+
+    def __init__(self, tokenizer, lowercase: bool = False):
         self.tokenizer = tokenizer
+        self.lowercase = lowercase
         self._cache: dict[str, list[int]] = {}
         self.cls_id = tokenizer.cls_token_id
         self.sep_id = tokenizer.sep_token_id
@@ -58,7 +66,7 @@ class WordPieces:
         cached = self._cache.get(word)
         if cached is None:
             # split_special_tokens: a text saying "</s>" or "<mask>" is text, not a control token
-            tokens = self.tokenizer.tokenize(word, split_special_tokens=True)
+            tokens = self.tokenizer.tokenize(word.lower() if self.lowercase else word, split_special_tokens=True)
             cached = self.tokenizer.convert_tokens_to_ids(tokens) or [self.unk_id]
             self._cache[word] = cached
         return cached

@@ -30,7 +30,7 @@ import torch
 from .bio import tags_to_spans
 from .decoding import transition_mask, viterbi
 from .documents import Span, normalize_nfc
-from .encoding import WordPieces, encode_words, uses_word_shapes
+from .encoding import encode_words, uses_word_shapes, word_pieces
 from .segmentation import WordRange, get_segmenter
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
@@ -98,7 +98,7 @@ class NerModel:
         self.max_length = int(settings.get("max_length", 256))
         segmenter = settings.get("segmenter", {"name": "underthesea"})
         self.segmenter = get_segmenter(segmenter["name"], **segmenter.get("settings", {}))
-        self.pieces = WordPieces(tokenizer)
+        self.pieces = word_pieces(tokenizer, model.config)
         self.word_shapes = uses_word_shapes(model.config)
         self._start, self._trans = transition_mask(self.tags)
         self.crf = crf.to(device).eval() if crf is not None else None

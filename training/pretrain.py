@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from .config import PretrainConfig
-from .encoding import WordPieces, encode_words, model_features, uses_word_shapes
+from .encoding import encode_words, model_features, uses_word_shapes, word_pieces
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def warm_up(model, tokenizer, sentences: list[LabelledSentence], settings: Pretr
     from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer,
                               TrainingArguments)
 
-    pieces = WordPieces(tokenizer)
+    pieces = word_pieces(tokenizer, model.config)
     features = []
     for sentence in sentences:
         for piece in split_to_fit(sentence, pieces.count, min(MAX_CONTENT_TOKENS, max_length - 2)):

@@ -108,7 +108,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
                               TrainingArguments, set_seed)
 
     from .backbone import load_backbone
-    from .encoding import WordPieces, uses_word_shapes
+    from .encoding import uses_word_shapes, word_pieces
     from .evaluate import metrics_from_logits
     from .schema import LabelSchema
 
@@ -130,7 +130,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         extra = unlabelled_sentences(config.pretrain.texts, segmenter)
         pretrain_metrics = warm_up(backbone.model, backbone.tokenizer, train_sentences + extra, config.pretrain,
                                    learning_rate, config.seed, bf16, run_dir / "pretrain", config.model.max_length)
-    pieces = WordPieces(backbone.tokenizer)
+    pieces = word_pieces(backbone.tokenizer, backbone.model.config)
     shapes = uses_word_shapes(backbone.model.config)
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes)

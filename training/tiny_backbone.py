@@ -106,6 +106,7 @@ def build_tiny_backbone(words: Iterable[str], labels: list[str], settings, work_
     """(model, tokenizer): a fresh RobertaForTokenClassification + PhobertTokenizer."""
     from transformers import PhobertTokenizer, RobertaConfig, RobertaForTokenClassification
 
+    words = [w.lower() for w in words] if settings.lowercase else list(words)
     build_tokenizer_files(words, work_dir, settings.vocab_size)
     tokenizer = PhobertTokenizer(str(work_dir / "vocab.txt"), str(work_dir / "bpe.codes"))
     config = RobertaConfig(
@@ -117,6 +118,7 @@ def build_tiny_backbone(words: Iterable[str], labels: list[str], settings, work_
         max_position_embeddings=max_length + 2,
         type_vocab_size=len(SHAPES) if settings.word_shapes else 1,
         word_shapes=settings.word_shapes,
+        lowercase_words=settings.lowercase,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
