@@ -55,12 +55,14 @@ class Entity:
         return asdict(self)
 
 
-def cpu_has_amx() -> bool:
+def cpu_bf16_flags() -> list[str]:
+    """Which hardware bf16 paths this CPU has (Linux): `amx_bf16`, `avx512_bf16`."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return "amx_bf16" in handle.read()
+            info = handle.read()
     except OSError:
-        return False
+        return []
+    return [flag for flag in ("amx_bf16", "avx512_bf16") if flag in info]
 
 
 def choose_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -73,7 +75,7 @@ def choose_dtype(precision: str, device: torch.device) -> torch.dtype:
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {precision!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_amx() else torch.float32
+    return torch.bfloat16 if "amx_bf16" in cpu_bf16_flags() else torch.float32
 
 
 @dataclass
@@ -180,8 +182,11 @@ class NerModel:
             from tqdm.auto import tqdm
 
             iterator = tqdm(texts, desc="segmenting", unit="text")
-        normalized = [normalize_nfc(text) for text in iterator]
-        jobs = [(norm.text, self.segmenter.segment(norm.text)) for norm in normalized]
+        normalized, jobs = [], []
+        for text in iterator:
+            norm = normalize_nfc(text)
+            normalized.append(norm)
+            jobs.append((norm.text, self.segmenter.segment(norm.text)))
         results: list[list[Entity]] = []
         for text, norm, spans in zip(texts, normalized, self.entity_spans(jobs, batch_size)):
             entities = []

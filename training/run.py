@@ -30,15 +30,6 @@ log = logging.getLogger("training")
 DEFAULT_CONFIG = "configs/default.yaml"
 
 
-def cpu_bf16_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return []
-    return [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
-
-
 def use_bf16(setting) -> bool:
     import torch
 
@@ -46,6 +37,8 @@ def use_bf16(setting) -> bool:
         return bool(setting)
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
+    from .inference import cpu_bf16_flags
+
     return bool(cpu_bf16_flags())
 
 
