@@ -168,7 +168,9 @@ def test_results_of_other_controls_and_types_are_ignored(tmp_path, schema):
         {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}},
         {"from_name": "other", "to_name": "text", "type": "labels", "value": {"start": 0, "end": 3, "text": "Thứ", "labels": ["ORG"]}},
     ]
-    assert read_one(tmp_path, task, schema).documents[0].spans == [Span(11, 23, "PER", "Đỗ Hùng Việt")]
+    corpus = read_one(tmp_path, task, schema)
+    assert corpus.documents[0].spans == [Span(11, 23, "PER", "Đỗ Hùng Việt")]
+    assert len(corpus.warnings) == 1 and "control 'other' ignored" in corpus.warnings[0] and "task 7" in corpus.warnings[0]
 
 
 def test_annotation_choice_rule(tmp_path, schema):

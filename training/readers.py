@@ -15,6 +15,7 @@ with no usable annotation is skipped with a warning: unlabelled is not "no entit
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -169,14 +170,19 @@ def _annotation_rank(annotation: Mapping[str, Any]) -> tuple:
     )
 
 
-def _result_spans(results: Iterable[Mapping[str, Any]], schema: LabelSchema, label_map) -> list[RawSpan]:
-    spans = []
+def _result_spans(results: Iterable[Mapping[str, Any]], schema: LabelSchema, label_map) -> tuple[list[RawSpan], Counter]:
+    """Spans of the configured `<Labels>` control, and a count of `labels` results from
+    other controls (ignored, but reported: a renamed control must not lose every span)."""
+    spans, ignored = [], Counter()
     for result in results:
-        if result.get("type", "labels") != "labels" or result.get("from_name", schema.from_name) != schema.from_name:
+        if result.get("type", "labels") != "labels":
+            continue
+        if result.get("from_name", schema.from_name) != schema.from_name:
+            ignored[str(result.get("from_name"))] += 1
             continue
         value = result.get("value") or {}
         spans += _value_spans(value, value.get("labels") or [], label_map)
-    return spans
+    return spans, ignored
 
 
 def _value_spans(value: Mapping[str, Any], labels: list, label_map) -> list[RawSpan]:
@@ -208,7 +214,10 @@ def read_labelstudio(path: str | Path, schema: LabelSchema, label_map=None) -> C
             problems.warn(task_id, None, f"{len(annotations)} annotations: using annotation {chosen.get('id')} (rule in GUIDELINES.md)")
         data = task["data"]
         source = str(data.get("source") or data.get("file") or "")
-        spans = _result_spans(chosen.get("result") or [], schema, label_map)
+        spans, ignored = _result_spans(chosen.get("result") or [], schema, label_map)
+        for control, count in ignored.items():
+            problems.warn(task_id, None, f"{count} 'labels' result(s) of control {control!r} ignored: the labeling "
+                                         f"config's <Labels> is named {schema.from_name!r}")
         documents.append(
             build_document(data.get(schema.text_key), spans, task_id=task_id, source=source,
                            problems=problems, schema_labels=schema.labels)
