@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .export import atomic_file
 from .inference import ModelLoadError, load_model
 
 
@@ -57,16 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.output:
         sys.stdout.writelines(lines)
         return 0
-    # a temporary file beside the target, then a rename: never a half-written output
-    target = Path(args.output)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.writelines(lines)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_file(Path(args.output)) as staging:  # never a half-written output
+        staging.write_text("".join(lines), encoding="utf-8")
     return 0
 
 

@@ -8,14 +8,13 @@ The token is sent in a header only; it is never printed or written anywhere.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
+from ..export import atomic_file
 from .errors import StudioError
 from .sync import (ExportDiff, diff_corpora, entities_to_result, load_tasks, missing_labels, new_tasks,
                    schema_from_xml, task_key, task_score)
@@ -275,18 +274,3 @@ class Studio:
         created = self._call(f"connecting ML backend {backend_url}", self.client.ml.create,
                              project=project.id, url=backend_url, title=backend_title, is_interactive=False)
         return created.id, True
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it replaces `target` (os.replace),
-    on any failure it is removed and `target` is left as it was."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    staging = Path(name)
-    try:
-        yield staging
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
