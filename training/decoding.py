@@ -49,3 +49,11 @@ def viterbi(scores: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
     for index in reversed(history):
         path.append(int(index[path[-1]]))
     return path[::-1]
+
+
+def best_path(logits: torch.Tensor, start: torch.Tensor, trans: torch.Tensor, crf=None) -> list[int]:
+    """The one decoding rule for a sentence's word logits [words, labels]: the CRF over raw
+    emissions for the crf head, else constrained Viterbi over log-probabilities."""
+    if crf is not None:
+        return crf.decode(logits)
+    return viterbi(torch.log_softmax(logits.float(), dim=-1), start, trans)

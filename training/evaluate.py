@@ -17,7 +17,7 @@ from typing import Sequence
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from .decoding import transition_mask, viterbi
+from .decoding import best_path, transition_mask
 from .encoding import IGNORE_INDEX
 from .documents import Document, Span
 from .sentences import align_sentences, tags_within
@@ -59,17 +59,16 @@ def format_table(metrics: dict) -> str:
 
 def metrics_from_logits(logits, label_ids, tags: Sequence[str], crf=None) -> dict:
     """Trainer's compute_metrics: word positions are those with a label; decode them
-    as predict() does (constrained Viterbi on log-probs, or the CRF on emissions)."""
+    as predict() does (`decoding.best_path`)."""
     import torch
 
     start, trans = transition_mask(tags)
     gold_all, pred_all = [], []
     logits = torch.as_tensor(logits).float()
-    scores = logits if crf is not None else torch.log_softmax(logits, dim=-1)
     label_ids = torch.as_tensor(label_ids)
-    for row in range(scores.shape[0]):
+    for row in range(logits.shape[0]):
         keep = label_ids[row] != IGNORE_INDEX
-        path = crf.decode(scores[row][keep]) if crf is not None else viterbi(scores[row][keep], start, trans)
+        path = best_path(logits[row][keep], start, trans, crf)
         gold_all.append([tags[int(i)] for i in label_ids[row][keep]])
         pred_all.append([tags[i] for i in path])
     return seqeval_metrics(gold_all, pred_all)

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import torch
 
 from .bio import tags_to_spans
-from .decoding import transition_mask, viterbi
+from .decoding import best_path, transition_mask
 from .documents import Span, normalize_nfc
 from .encoding import encode_words, uses_word_shapes, word_pieces
 from .segmentation import WordRange, get_segmenter
@@ -135,10 +135,7 @@ class NerModel:
             for row, index in enumerate(order[begin:begin + batch_size]):
                 positions = encoded[index].first_token
                 word_scores = log_probs[row, positions]
-                if self.crf is not None:
-                    path = self.crf.decode(logits[row, positions])
-                else:
-                    path = viterbi(word_scores, self._start, self._trans)
+                path = best_path(logits[row, positions], self._start, self._trans, self.crf)
                 chosen = word_scores[torch.arange(len(path)), torch.tensor(path, dtype=torch.long)] if path else word_scores[:0, 0]
                 results[index] = TaggedSentence([self.tags[p] for p in path], chosen.exp().tolist())
         return results  # type: ignore[return-value]
