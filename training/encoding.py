@@ -8,6 +8,7 @@ the Hugging Face `run_ner.py` example); prediction reads the scores there.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -20,6 +21,7 @@ IGNORE_INDEX = -100
 SHAPES = ("special", "title", "capitalized", "upper", "lower", "numeric", "punct", "mixed")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def word_shape(word: str) -> int:
     """Shape class of a PhoBERT word (syllables joined by `_`): `Việt_Nam` title,
     `Thứ_trưởng` capitalized, `ASEAN` upper, `họp` lower, `23.7` numeric, `,` punct."""

@@ -182,9 +182,9 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
-    encoder = trainer.model.encoder if crf is not None else trainer.model
-    crf = trainer.model.crf if crf is not None else None
-    return Trained(encoder, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics)
+    # the best checkpoint is loaded into these same modules, in place
+    return Trained(backbone.model, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen,
+                   pretrain_metrics)
 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
