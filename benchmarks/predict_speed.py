@@ -44,7 +44,7 @@ def main() -> None:
                for w in fp32.fit(LabelledSentence("", text, words, ["O"] * len(words)))]
     tokens = sum(len(w.words) + sum(fp32.pieces.count(s) - 1 for s in w.surfaces()) + 2 for w in windows)
 
-    hf = pipeline("token-classification", model=fp32.model, tokenizer=fp32.tokenizer, device=-1)
+    hf = pipeline("token-classification", model=fp32.tagger.encoder, tokenizer=fp32.tokenizer, device=-1)
     with torch.inference_mode():
         hf(sentences[:2])  # warm-up
         _, t_pipe = timed(lambda: hf(sentences), args.repeat)
@@ -59,7 +59,7 @@ def main() -> None:
     union = sum(len({key(e) for e in a} | {key(e) for e in b}) for a, b in zip(ours32, ours16))
 
     print(machine())
-    print(f"model: {model_dir} ({sum(p.numel() for p in fp32.model.parameters()) / 1e6:.1f}M parameters); "
+    print(f"model: {model_dir} ({sum(p.numel() for p in fp32.tagger.encoder.parameters()) / 1e6:.1f}M parameters); "
           f"{len(texts)} texts, {len(sentences)} sentences, {tokens} PhoBERT tokens\n")
     rows = []
     for name, seconds in (("(a) HF pipeline, fp32", t_pipe), ("(b) predict() fp32", t_32), ("(c) predict() bf16", t_16)):

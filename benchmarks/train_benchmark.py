@@ -110,8 +110,7 @@ def _config(overrides: list[str]):
 def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
     from training.evaluate import score_spans
     from training.data import leave_one_out, load_splits
-    from training.inference import NerModel
-    from training.run import inference_settings, train_model
+    from training.run import in_memory_model, train_model
     from training.segmentation import get_segmenter
 
     started = time.perf_counter()
@@ -124,9 +123,7 @@ def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
         run_dir = WORK / "ckpt" / f"ute-cv{index}"
         shutil.rmtree(run_dir, ignore_errors=True)
         trained = train_model(config, train, dev, splits.labels, run_dir, segmenter)
-        param = next(trained.model.parameters())
-        model = NerModel(trained.model, trained.tokenizer, inference_settings(config, splits.labels, trained.backbone),
-                         run_dir, dtype=param.dtype, device=param.device)
+        model = in_memory_model(config, splits.labels, trained, run_dir)
         raws = [segmenter.segment(doc.text) for doc in test]
         predicted = [[span for span, _ in scored] for scored in model.entity_spans(list(zip([d.text for d in test], raws)))]
         ours.append(score_spans(test, raws, predicted, UNDERTHESEA_TYPES).metrics)
@@ -160,9 +157,8 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
                      base_epochs: int, dev_sentences: int, extra: list[str]) -> tuple[str, float]:
     from training.evaluate import score_spans
     from benchmarks.synthetic import write_corpus
-    from training.inference import NerModel
     from training.readers import read_corpus
-    from training.run import inference_settings, train_model
+    from training.run import in_memory_model, train_model
 
     started = time.perf_counter()
     paths = write_corpus(WORK / "synthetic", n_sentences, seed=0)
@@ -184,9 +180,7 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
             shutil.rmtree(run_dir, ignore_errors=True)
             # no dev set during training: the timed loop is training only (no per-epoch eval)
             trained = train_model(config, train_docs, [], labels, run_dir, None)
-            param = next(trained.model.parameters())
-            model = NerModel(trained.model, trained.tokenizer, inference_settings(config, labels, trained.backbone),
-                             run_dir, dtype=param.dtype, device=param.device)
+            model = in_memory_model(config, labels, trained, run_dir)
             raws = [d.words for d in dev_docs]
             predicted = [[s for s, _ in scored] for scored in model.entity_spans(list(zip([d.text for d in dev_docs], raws)))]
             f1 = score_spans(dev_docs, raws, predicted).metrics["f1"]

@@ -2,6 +2,7 @@
 
 import json
 import unicodedata
+import zlib
 
 import pytest
 
@@ -314,3 +315,35 @@ def test_word_shapes_and_their_token_type_ids():
     encoded = encode_words(WordPieces(Tokenizer()), ["ASEAN", "họp"])
     assert encoded.first_token == [1, 3]
     assert encoded.token_type_ids == [0, 3, 3, 4, 4, 0]
+
+
+def test_word_features_are_stable_fixed_width_and_see_the_neighbours():
+    from training.encoding import WordPieces, encode_words
+    from training.word_features import MAX_FEATURES, feature_strings, fine_shape, hashed_features
+
+    words = ["Thứ_trưởng", "Đỗ", "Hùng_Việt", "dự", "họp", "ngày", "23/7/2024", "."]
+    strings = feature_strings(words)
+    assert "-1w=Thứ_trưởng" in strings[1] and "+1b=đỗ|hùng_việt" in strings[1] and "1l=dự" in strings[2] and "2l=họp" in strings[2]
+    assert "-2w=<s>" in strings[0] and "2w=</s>" in strings[-1]
+    assert fine_shape("Hà_Nội") == "Xx_Xx" and fine_shape("23/7/2024") == "d/d/d"
+    ids = hashed_features(words, 1000)
+    assert all(1 <= i < 1000 for row in ids for i in row) and max(len(r) for r in ids) <= MAX_FEATURES
+    # CRC-32, not the salted hash(): the same ids in every process
+    assert ids == hashed_features(words, 1000) and ids[0][0] == zlib.crc32(b"bias") % 999 + 1
+
+    class Tokenizer:  # two sub-tokens per word
+        cls_token_id, sep_token_id, pad_token_id, unk_token_id = 0, 2, 1, 3
+
+        def tokenize(self, word, split_special_tokens=True):
+            return [word[:1], word[1:] or "x"]
+
+        def convert_tokens_to_ids(self, tokens):
+            return [10 + len(t) for t in tokens]
+
+    encoded = encode_words(WordPieces(Tokenizer()), words[:3], feature_buckets=1000)
+    rows = encoded.word_features
+    assert len(rows) == len(encoded.input_ids) and all(len(r) == MAX_FEATURES for r in rows)
+    first = set(encoded.first_token)
+    for position, row in enumerate(rows):
+        assert any(row) == (position in first)  # features only at each word's first sub-token
+    assert rows[encoded.first_token[1]][: len(ids[1])] == hashed_features(words[:3], 1000)[1]

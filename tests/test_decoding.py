@@ -36,6 +36,35 @@ def test_crf_head_decoding_is_always_valid(seed):
     assert len(path) == 9 and is_valid_iob2([TAGS[i] for i in path])
 
 
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_tagger_with_word_features_decodes_valid_sequences(head):
+    """Both heads, emissions = encoder + word features, random weights: never invalid."""
+    from transformers import RobertaConfig, RobertaForTokenClassification
+
+    from training.encoding import pad_batch
+    from training.tagger import TokenTagger
+    from training.word_features import MAX_FEATURES, WordFeatureEmissions
+
+    torch.manual_seed(1)
+    encoder = RobertaForTokenClassification(RobertaConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=40, num_labels=len(TAGS), pad_token_id=1))
+    features = WordFeatureEmissions(97, len(TAGS))
+    torch.nn.init.normal_(features.weights.weight, std=5.0)
+    tagger = TokenTagger(encoder, TAGS, head, word_features=features).eval()
+    rows = [{"input_ids": torch.randint(3, 50, (n,)).tolist(), "attention_mask": [1] * n,
+             "word_features": torch.randint(0, 97, (n, MAX_FEATURES)).tolist()} for n in (7, 12, 3)]
+    batch = pad_batch(rows, pad_id=1)
+    assert batch["word_features"].shape == (3, 12, MAX_FEATURES)
+    logits = tagger(**batch).logits
+    start, trans = transition_mask(TAGS)
+    from training.decoding import best_path
+
+    for row, item in enumerate(rows):
+        path = best_path(logits[row, : len(item["input_ids"])], start, trans, tagger.crf)
+        assert is_valid_iob2([TAGS[i] for i in path])
+
+
 def test_crf_likelihood_matches_brute_force():
     torch.manual_seed(0)
     tags = ["O", "B-X", "I-X"]
@@ -71,12 +100,15 @@ def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, go
     from training.run import run_once
 
     target = run_once(tiny_config(tmp_path, "model.head=crf", "model.tiny.word_shapes=true", "model.tiny.epochs=4",
-                                  "run_name=crf"), resume=False)
-    assert (target / "crf.safetensors").exists()
-    assert json.loads((target / "ner_config.json").read_text())["head"] == "crf"
+                                  "model.word_features=true", "run_name=crf"), resume=False)
+    assert (target / "crf.safetensors").exists() and (target / "word_features.safetensors").exists()
+    settings = json.loads((target / "ner_config.json").read_text())
+    assert settings["head"] == "crf" and settings["word_features"] is True
     assert json.loads((target / "config.json").read_text())["word_shapes"] is True
     model = load_model(target)
-    assert model.crf is not None and model.word_shapes
+    assert model.tagger.crf is not None and model.word_shapes and model.tagger.feature_buckets > 0
+    # the feature table was trained: it is no longer all zeros
+    assert model.tagger.word_features.weights.weight.abs().sum() > 0
     for doc, entities in zip(gold.documents, model.predict([d.text for d in gold.documents])):
         for entity in entities:
             assert doc.text[entity.start:entity.end] == entity.text
@@ -84,8 +116,11 @@ def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, go
                    for w in model.fit(LabelledSentence("", doc.text, words, ["O"] * len(words)))]
         for tagged in model.tag_sentences(windows):
             assert is_valid_iob2(tagged.tags)
-    (target / "crf.safetensors").unlink()
     from training.inference import ModelLoadError
 
+    (target / "word_features.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="word_features.safetensors"):
+        load_model(target)
+    (target / "crf.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="crf.safetensors"):
         load_model(target)

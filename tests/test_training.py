@@ -199,3 +199,29 @@ def load_config_tiny():
     from training.config import load_config
 
     return load_config(ROOT / "configs" / "tiny.yaml")
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
+    from transformers import TrainerControl, TrainerState
+
+    from training import time_budget
+
+    clock = [0.0]
+    monkeypatch.setattr(time_budget.time, "perf_counter", lambda: clock[0])
+    budget = time_budget.TimeBudget(minutes=10)
+    state, control = TrainerState(), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    for epoch, seconds in enumerate((200, 150, 100), start=1):  # ends at 200 s, 350 s, 450 s
+        clock[0] += seconds
+        state.epoch = epoch
+        budget.on_epoch_end(None, state, control)
+        if control.should_training_stop:
+            break
+    # after 450 s, another epoch of up to 200 s would end past 600 s
+    assert control.should_training_stop and state.epoch == 3
+    control = TrainerControl()
+    budget.on_step_end(None, state, control)
+    assert not control.should_training_stop
+    clock[0] = 601
+    budget.on_step_end(None, state, control)
+    assert control.should_training_stop

@@ -88,24 +88,3 @@ def word_emissions(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
         tags[row, :n] = labels[row][keep[row]]
         mask[row, :n] = 1
     return emissions, tags, mask
-
-
-class CRFTokenClassifier(nn.Module):
-    """Training wrapper: a token-classification encoder plus the CRF; the loss is the
-    CRF's NLL over words. Exported as the encoder's own files plus crf.safetensors."""
-
-    def __init__(self, encoder: nn.Module, tags: Sequence[str]):
-        super().__init__()
-        self.encoder = encoder
-        self.crf = LinearChainCRF(tags)
-        self.config = encoder.config
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
-        from transformers.modeling_outputs import TokenClassifierOutput
-
-        logits = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        loss = None
-        if labels is not None:
-            emissions, tags, mask = word_emissions(logits, labels)
-            loss = self.crf.nll(emissions, tags, mask)
-        return TokenClassifierOutput(loss=loss, logits=logits)

@@ -82,11 +82,15 @@ class EncodedSentence:
     input_ids: list[int]
     first_token: list[int]  # per word, the position of its first sub-token
     token_type_ids: list[int]  # the word's shape on each of its sub-tokens, 0 on <s> </s>
+    # hashed word features (word_features.py), a row per sub-token, filled at first sub-tokens
+    word_features: list[list[int]] | None = None
 
 
-def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256) -> EncodedSentence:
+def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256,
+                 feature_buckets: int = 0) -> EncodedSentence:
     """`<s> w1 w2 ... </s>`, truncating sub-tokens (never whole words) to fit: a word
-    that does not fit keeps only its first sub-token, so every word gets a position."""
+    that does not fit keeps only its first sub-token, so every word gets a position.
+    With `feature_buckets`, also the words' hashed features (word_features.py)."""
     budget = max_length - 2 - len(words)  # room for extra sub-tokens beyond one per word
     if budget < 0:
         raise ValueError(f"{len(words)} words do not fit in {max_length} positions; split the sentence first")
@@ -102,15 +106,42 @@ def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256
         shapes.extend([word_shape(word)] * (1 + extra))
     input_ids.append(pieces.sep_id)
     shapes.append(0)
-    return EncodedSentence(input_ids, first_token, shapes)
+    encoded = EncodedSentence(input_ids, first_token, shapes)
+    if feature_buckets:
+        from .word_features import MAX_FEATURES, hashed_features
+
+        rows = [[0] * MAX_FEATURES for _ in input_ids]
+        for position, ids in zip(first_token, hashed_features(words, feature_buckets)):
+            rows[position][: len(ids)] = ids
+        encoded.word_features = rows
+    return encoded
 
 
-def model_features(encoded: EncodedSentence, word_shapes: bool) -> dict[str, list[int]]:
+def model_features(encoded: EncodedSentence, word_shapes: bool) -> dict[str, list]:
     """The model's inputs for one sentence (unpadded)."""
     features = {"input_ids": encoded.input_ids, "attention_mask": [1] * len(encoded.input_ids)}
     if word_shapes:
         features["token_type_ids"] = encoded.token_type_ids
+    if encoded.word_features is not None:
+        features["word_features"] = encoded.word_features
     return features
+
+
+def pad_batch(features: Sequence[dict], pad_id: int) -> dict:
+    """Right-pad a batch of `model_features` dicts (plus `labels`) into tensors: the
+    Trainer's collator and predict()'s batches."""
+    import torch
+
+    width = max(len(f["input_ids"]) for f in features)
+    fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
+    batch = {}
+    for key in features[0]:
+        if key == "word_features":
+            rows = [f[key] + [[0] * len(f[key][0])] * (width - len(f[key])) for f in features]
+        else:
+            rows = [list(f[key]) + [fill[key]] * (width - len(f[key])) for f in features]
+        batch[key] = torch.tensor(rows, dtype=torch.long)
+    return batch
 
 
 def label_positions(encoded: EncodedSentence, label_ids: Sequence[int]) -> list[int]:

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .crf import CRF_FILE
 from .inference import SETTINGS_FILE
 
 
@@ -55,13 +54,11 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def save_model(directory: Path, model, tokenizer, settings: dict, crf=None) -> None:
-    """Weights (safetensors), config with labels, tokenizer files, inference settings,
-    and the CRF's parameters for the crf head."""
-    model.save_pretrained(directory)
+def save_model(directory: Path, tagger, tokenizer, settings: dict) -> None:
+    """Encoder weights (safetensors) and config with labels, the CRF's and the word
+    features' parameters when the model has them, tokenizer files, inference settings."""
+    tagger.save(directory)
     tokenizer.save_pretrained(directory)
-    if crf is not None:
-        crf.save(directory / CRF_FILE)
     write_json(directory / SETTINGS_FILE, settings)
 
 

@@ -28,11 +28,14 @@ from typing import Iterable, Sequence
 import torch
 
 from .bio import tags_to_spans
+from .crf import CRF_FILE, LinearChainCRF
 from .decoding import best_path, transition_mask
 from .documents import Span, normalize_nfc
-from .encoding import encode_words, uses_word_shapes, word_pieces
+from .encoding import encode_words, model_features, pad_batch, uses_word_shapes, word_pieces
 from .segmentation import WordRange, get_segmenter
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
+from .tagger import TokenTagger
+from .word_features import FEATURES_FILE, WordFeatureEmissions
 
 SETTINGS_FILE = "ner_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -87,23 +90,23 @@ class TaggedSentence:
 class NerModel:
     """An exported model ready to tag text. Build it with `load_model`."""
 
-    def __init__(self, model, tokenizer, settings: dict, path: Path, dtype: torch.dtype, device: torch.device,
-                 crf=None):
-        self.model = model.to(device=device, dtype=dtype).eval()
+    def __init__(self, tagger, tokenizer, settings: dict, path: Path, dtype: torch.dtype, device: torch.device):
+        tagger.to(device).eval()
+        tagger.encoder.to(dtype)  # the CRF and the word features stay fp32: they are cheap
+        self.tagger = tagger
         self.tokenizer = tokenizer
         self.settings = settings
         self.path = path
         self.dtype = dtype
         self.device = device
-        self.tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.tags = list(tagger.tags)
         self.labels = sorted({tag[2:] for tag in self.tags if tag != "O"})
         self.max_length = int(settings.get("max_length", 256))
         segmenter = settings.get("segmenter", {"name": "underthesea"})
         self.segmenter = get_segmenter(segmenter["name"], **segmenter.get("settings", {}))
-        self.pieces = word_pieces(tokenizer, model.config)
-        self.word_shapes = uses_word_shapes(model.config)
+        self.pieces = word_pieces(tokenizer, tagger.config)
+        self.word_shapes = uses_word_shapes(tagger.config)
         self._start, self._trans = transition_mask(self.tags)
-        self.crf = crf.to(device).eval() if crf is not None else None
 
     # -- word level (shared with evaluation) -------------------------------------------
     def fit(self, sentence: LabelledSentence) -> list[LabelledSentence]:
@@ -113,29 +116,20 @@ class NerModel:
     @torch.inference_mode()
     def tag_sentences(self, sentences: Sequence[LabelledSentence], batch_size: int = 32) -> list[TaggedSentence]:
         """Tag each sentence (which must fit; see `fit`), batching by length."""
-        encoded = [encode_words(self.pieces, s.surfaces(), self.max_length) for s in sentences]
+        encoded = [encode_words(self.pieces, s.surfaces(), self.max_length, self.tagger.feature_buckets)
+                   for s in sentences]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         results: list[TaggedSentence | None] = [None] * len(encoded)
         for begin in range(0, len(order), batch_size):
-            batch = [encoded[i] for i in order[begin:begin + batch_size]]
-            width = max(len(e.input_ids) for e in batch)
-            ids = torch.full((len(batch), width), self.pieces.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            types = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, item in enumerate(batch):
-                ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
-                mask[row, : len(item.input_ids)] = 1
-                types[row, : len(item.input_ids)] = torch.tensor(item.token_type_ids)
-            inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
-            if self.word_shapes:
-                inputs["token_type_ids"] = types.to(self.device)
-            logits = self.model(**inputs).logits
+            batch = pad_batch([model_features(encoded[i], self.word_shapes) for i in order[begin:begin + batch_size]],
+                              self.pieces.pad_id)
+            logits = self.tagger(**{key: value.to(self.device) for key, value in batch.items()}).logits
             logits = logits.float().cpu()
             log_probs = torch.log_softmax(logits, dim=-1)
             for row, index in enumerate(order[begin:begin + batch_size]):
                 positions = encoded[index].first_token
                 word_scores = log_probs[row, positions]
-                path = best_path(logits[row, positions], self._start, self._trans, self.crf)
+                path = best_path(logits[row, positions], self._start, self._trans, self.tagger.crf)
                 chosen = word_scores[torch.arange(len(path)), torch.tensor(path, dtype=torch.long)] if path else word_scores[:0, 0]
                 results[index] = TaggedSentence([self.tags[p] for p in path], chosen.exp().tolist())
         return results  # type: ignore[return-value]
@@ -229,18 +223,25 @@ def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: in
             path, trust_remote_code=False, local_files_only=True, use_safetensors=True)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path / WEIGHTS_FILE}: weights unreadable or corrupted: {exc}") from exc
-    crf = None
-    if settings.get("head", "softmax") == "crf":
-        from .crf import CRF_FILE, LinearChainCRF
-
-        if not (path / CRF_FILE).is_file():
-            raise ModelLoadError(f"{path}: incomplete model directory, missing {CRF_FILE} (the model uses a crf head)")
-        try:
-            crf = LinearChainCRF.load(path / CRF_FILE, [model.config.id2label[i] for i in range(model.config.num_labels)])
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"{path / CRF_FILE}: unreadable or corrupted: {exc}") from exc
+    tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    tagger = TokenTagger(model, tags, settings.get("head", "softmax"),
+                         crf=_load_part(path, CRF_FILE, "the model uses a crf head",
+                                        lambda f: LinearChainCRF.load(f, tags))
+                         if settings.get("head") == "crf" else None,
+                         word_features=_load_part(path, FEATURES_FILE, "the model uses word features",
+                                                  lambda f: WordFeatureEmissions.load(f, len(tags)))
+                         if settings.get("word_features") else None)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return NerModel(model, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device, crf)
+    return NerModel(tagger, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device)
+
+
+def _load_part(path: Path, name: str, why: str, load):
+    if not (path / name).is_file():
+        raise ModelLoadError(f"{path}: incomplete model directory, missing {name} ({why})")
+    try:
+        return load(path / name)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path / name}: unreadable or corrupted: {exc}") from exc
 
 
 _LOADED: dict[tuple[str, str], NerModel] = {}

@@ -50,13 +50,13 @@ class SentenceDataset:
     """Tokenised sentences for the Trainer: input ids plus labels on first sub-tokens."""
 
     def __init__(self, sentences: list[LabelledSentence], pieces, tag_ids: dict[str, int], max_length: int,
-                 word_shapes: bool = False):
+                 word_shapes: bool = False, feature_buckets: int = 0):
         from .encoding import encode_words, label_positions, model_features
 
         self.features = []
         for sentence in sentences:
             for piece in split_to_fit(sentence, pieces.count, min(MAX_CONTENT_TOKENS, max_length - 2)):
-                encoded = encode_words(pieces, piece.surfaces(), max_length)
+                encoded = encode_words(pieces, piece.surfaces(), max_length, feature_buckets)
                 self.features.append({
                     **model_features(encoded, word_shapes),
                     "labels": label_positions(encoded, [tag_ids[t] for t in piece.tags]),
@@ -73,8 +73,7 @@ class SentenceDataset:
 
 @dataclass
 class Trained:
-    model: object  # the token-classification encoder (what save_pretrained writes)
-    crf: object  # LinearChainCRF for the crf head, else None
+    tagger: object  # tagger.TokenTagger: encoder, head, word features
     tokenizer: object
     backbone: object
     trainer: object
@@ -91,19 +90,27 @@ def inference_settings(config: RunConfig, labels, backbone) -> dict:
         "segmenter": {"name": config.segmenter.name, "settings": config.segmenter.settings},
         "max_length": config.model.max_length,
         "head": config.model.head,
+        "word_features": uses_word_features(config, backbone),
         "backbone": backbone.record(),
     }
 
 
+def uses_word_features(config: RunConfig, backbone) -> bool:
+    setting = config.model.word_features
+    return backbone.is_tiny if setting == "auto" else bool(setting)
+
+
 def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, segmenter, resume: bool = False) -> Trained:
     import torch
-    from transformers import (DataCollatorForTokenClassification, EarlyStoppingCallback, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     from .backbone import load_backbone
-    from .encoding import uses_word_shapes, word_pieces
+    from .encoding import pad_batch, uses_word_shapes, word_pieces
     from .evaluate import metrics_from_logits
     from .schema import LabelSchema
+    from .tagger import TokenTagger
+    from .time_budget import TimeBudget
+    from .word_features import WordFeatureEmissions
 
     tags = LabelSchema(tuple(labels)).bio_tags()
     tag_ids = {t: i for i, t in enumerate(tags)}
@@ -112,9 +119,10 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     set_seed(config.seed)
     words = [w for s in train_sentences for w in s.surfaces()]
     backbone = load_backbone(config.model, tags, words, run_dir / "tokenizer-build")
-    epochs, learning_rate = config.train.epochs, config.train.learning_rate
+    epochs, learning_rate, max_minutes = config.train.epochs, config.train.learning_rate, config.train.max_minutes
     if backbone.is_tiny:
-        epochs, learning_rate = config.model.tiny.epochs, config.model.tiny.learning_rate
+        tiny = config.model.tiny
+        epochs, learning_rate, max_minutes = tiny.epochs, tiny.learning_rate, tiny.max_minutes
     bf16 = use_bf16(config.train.bf16)
     pretrain_metrics = None
     if config.pretrain.epochs > 0:
@@ -125,8 +133,13 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
                                    learning_rate, config.seed, bf16, run_dir / "pretrain", config.model.max_length)
     pieces = word_pieces(backbone.tokenizer, backbone.model.config)
     shapes = uses_word_shapes(backbone.model.config)
-    train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes)
-    dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes)
+    features = WordFeatureEmissions(config.model.feature_buckets, len(tags)) \
+        if uses_word_features(config, backbone) else None
+    tagger = TokenTagger(backbone.model, tags, config.model.head, word_features=features,
+                         emission_dropout=config.model.emission_dropout)
+    buckets = tagger.feature_buckets
+    train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
+    dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     has_dev = bool(dev_set.features)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(
@@ -157,34 +170,39 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    model = backbone.model
-    crf = None
-    if config.model.head == "crf":
-        from .crf import CRFTokenClassifier
-
-        model = CRFTokenClassifier(backbone.model, tags)
-        crf = model.crf
+    optimizer = torch.optim.AdamW(tagger.parameter_groups(learning_rate, config.train.weight_decay,
+                                                          config.model.feature_learning_rate), lr=learning_rate)
     trainer = Trainer(
-        model=model,
+        model=tagger,
         args=args,
         train_dataset=train_set.to_hf(),
         eval_dataset=dev_set.to_hf() if has_dev else None,
-        data_collator=DataCollatorForTokenClassification(backbone.tokenizer),
+        data_collator=lambda batch: pad_batch(batch, pieces.pad_id),
         processing_class=backbone.tokenizer,
-        compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags, crf).items()
-                                   if k != "per_type"},
-        callbacks=[EarlyStoppingCallback(config.train.early_stopping_patience)] if has_dev else [],
+        compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags,
+                                                                        tagger.crf).items() if k != "per_type"},
+        callbacks=[*([EarlyStoppingCallback(config.train.early_stopping_patience)] if has_dev else []),
+                   *([TimeBudget(max_minutes)] if max_minutes else [])],
+        optimizers=(optimizer, None),
     )
-    log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head",
+    log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head%s",
              len(train_set.features), train_set.token_count(), len(dev_set.features), epochs, learning_rate,
-             "bf16" if bf16 else "fp32", config.model.head)
+             "bf16" if bf16 else "fp32", config.model.head, ", word features" if buckets else "")
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
     # the best checkpoint is loaded into these same modules, in place
-    return Trained(backbone.model, crf, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen,
-                   pretrain_metrics)
+    return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics)
+
+
+def in_memory_model(config: RunConfig, labels, trained: Trained, path: Path):
+    """The trained tagger as predict() would load it, without a round trip through disk."""
+    from .inference import NerModel
+
+    parameter = next(trained.tagger.parameters())
+    return NerModel(trained.tagger, trained.tokenizer, inference_settings(config, labels, trained.backbone), path,
+                    dtype=parameter.dtype, device=parameter.device)
 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
@@ -196,7 +214,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
     eval_docs, split_name = (splits.test, "test") if splits.test else (splits.dev, "dev")
     settings = inference_settings(config, splits.labels, trained.backbone)
     with atomic_directory(target) as staging:
-        save_model(staging, trained.model, trained.tokenizer, settings, trained.crf)
+        save_model(staging, trained.tagger, trained.tokenizer, settings)
         exported = load_model(staging, precision="fp32")
         metrics, errors = evaluate_documents(exported, eval_docs) if eval_docs else ({}, [])
         metrics.update({
@@ -262,7 +280,6 @@ def run_cv(config: RunConfig) -> dict:
     """Leave-one-document-out: each document is the test set once; mean ± std of F1."""
     from .evaluate import evaluate_documents
     from .export import atomic_directory, write_json
-    from .inference import NerModel
     from .segmentation import get_segmenter
 
     splits = load_splits(config.data, config.seed)
@@ -273,10 +290,7 @@ def run_cv(config: RunConfig) -> dict:
         run_dir = checkpoint_dir(config, f"-cv{index}")
         shutil.rmtree(run_dir, ignore_errors=True)
         trained = train_model(config, train, dev, splits.labels, run_dir, segmenter)
-        model = NerModel(trained.model, trained.tokenizer,
-                         inference_settings(config, splits.labels, trained.backbone), run_dir,
-                         dtype=next(trained.model.parameters()).dtype, device=next(trained.model.parameters()).device,
-                         crf=trained.crf)
+        model = in_memory_model(config, splits.labels, trained, run_dir)
         metrics, _ = evaluate_documents(model, test)
         folds.append({"test_document": test[0].source or test[0].id, "f1": metrics["f1"],
                       "precision": metrics["precision"], "recall": metrics["recall"], "macro_f1": metrics["macro_f1"],

@@ -1,0 +1,38 @@
+"""A training time budget for the Trainer (`train.max_minutes`, `model.tiny.max_minutes`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from transformers import TrainerCallback
+
+log = logging.getLogger("training")
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training before an epoch that would end past `minutes` (judged by the
+    slowest epoch so far), or mid-epoch once the budget is spent; the best checkpoint
+    evaluated so far is what gets exported."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.started = self.last_epoch_end = 0.0
+        self.longest_epoch = 0.0  # including the evaluation and checkpoint of the epoch before
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.last_epoch_end = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.perf_counter() - self.started > self.seconds:
+            log.warning("time budget of %.1f min spent mid-epoch: stopping", self.seconds / 60)
+            control.should_training_stop = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        self.longest_epoch = max(self.longest_epoch, now - self.last_epoch_end)
+        self.last_epoch_end = now
+        if not control.should_training_stop and now - self.started + self.longest_epoch > self.seconds:
+            log.warning("time budget: %.1f of %.1f min used, epochs take %.1f min: stopping after epoch %d",
+                        (now - self.started) / 60, self.seconds / 60, self.longest_epoch / 60, round(state.epoch))
+            control.should_training_stop = True
