@@ -84,8 +84,8 @@ class ModelConfig:
     # auto: on for the tiny offline backbone, off for a pretrained one
     word_features: Literal["auto", True, False] = "auto"
     feature_buckets: int = 1 << 18
-    feature_learning_rate: float = 1e-2  # the feature table's own rate (0.737 -> 0.788 with 0.3 dropout below)
-    emission_dropout: float = 0.3  # with word features: share of words whose encoder emissions are dropped
+    feature_learning_rate: float = 1e-2  # the feature table's own rate (synthetic corpus: 0.745 -> 0.788 F1 vs 2e-3)
+    emission_dropout: float = 0.3  # share of words whose encoder emissions are dropped in training (0.737 -> 0.788)
     max_length: int = 256
     tiny: TinyBackboneConfig = field(default_factory=TinyBackboneConfig)
 

@@ -12,8 +12,9 @@ split and word segmentation, windows of at most 256 PhoBERT tokens, and constrai
 Viterbi decoding, so no invalid IOB2 sequence can come out.
 
 Entity score: the mean, over the entity's words, of the probability the model gives
-the tag it chose for that word (softmax at the word's first sub-token; for the crf head
-the softmax of its emissions, not CRF marginals).
+the tag it chose for that word: the softmax of the word's emissions (encoder logits at
+its first sub-token, plus word features when the model has them); for the crf head
+too, so not CRF marginals.
 """
 
 from __future__ import annotations
@@ -224,13 +225,11 @@ def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: in
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path / WEIGHTS_FILE}: weights unreadable or corrupted: {exc}") from exc
     tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    tagger = TokenTagger(model, tags, settings.get("head", "softmax"),
-                         crf=_load_part(path, CRF_FILE, "the model uses a crf head",
-                                        lambda f: LinearChainCRF.load(f, tags))
-                         if settings.get("head") == "crf" else None,
-                         word_features=_load_part(path, FEATURES_FILE, "the model uses word features",
-                                                  lambda f: WordFeatureEmissions.load(f, len(tags)))
-                         if settings.get("word_features") else None)
+    crf = _load_part(path, CRF_FILE, "the model uses a crf head", lambda f: LinearChainCRF.load(f, tags)) \
+        if settings.get("head") == "crf" else None
+    features = _load_part(path, FEATURES_FILE, "the model uses word features",
+                          lambda f: WordFeatureEmissions.load(f, len(tags))) if settings.get("word_features") else None
+    tagger = TokenTagger(model, tags, settings.get("head", "softmax"), crf=crf, word_features=features)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return NerModel(tagger, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device)
 
