@@ -23,7 +23,6 @@ import argparse
 import shutil
 import statistics
 import time
-from pathlib import Path
 
 from benchmarks.common import BASE_GEOMETRY, BUILD, ROOT, machine, table, timed
 
