@@ -325,6 +325,10 @@ def test_word_features_are_stable_fixed_width_and_see_the_neighbours():
     strings = feature_strings(words)
     assert "-1w=Thứ_trưởng" in strings[1] and "+1b=đỗ|hùng_việt" in strings[1] and "1l=dự" in strings[2] and "2l=họp" in strings[2]
     assert "-2w=<s>" in strings[0] and "2w=</s>" in strings[-1]
+    # word classes of the word and its neighbours, and the sentence edges
+    assert "f=title" in strings[1] and "-1f=title" in strings[2] and "f=title" not in strings[3]
+    assert "f=hasdigit" in strings[6] and "f=digit" not in strings[6] and "f=punct" in strings[7]
+    assert "first" in strings[0] and "last" in strings[-1] and "first" not in strings[1]
     assert fine_shape("Hà_Nội") == "Xx_Xx" and fine_shape("23/7/2024") == "d/d/d"
     ids = hashed_features(words, 1000)
     assert all(1 <= i < 1000 for row in ids for i in row) and max(len(r) for r in ids) <= MAX_FEATURES

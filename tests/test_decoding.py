@@ -65,6 +65,48 @@ def test_tagger_with_word_features_decodes_valid_sequences(head):
         assert is_valid_iob2([TAGS[i] for i in path])
 
 
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_feature_warm_start_fits_the_training_sentences(head):
+    """The warm start alone (no encoder) must tag its training sentences and generalise
+    through the context and shape features to a name it never saw."""
+    from transformers import RobertaConfig, RobertaForTokenClassification
+
+    from training.encoding import IGNORE_INDEX
+    from training.feature_crf import fit_features
+    from training.tagger import TokenTagger
+    from training.word_features import MAX_FEATURES, WordFeatureEmissions, hashed_features
+
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    encoder = RobertaForTokenClassification(RobertaConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=40, num_labels=len(tags), pad_token_id=1))
+    tagger = TokenTagger(encoder, tags, head, word_features=WordFeatureEmissions(4099, len(tags)))
+    names = ["Nguyễn_Văn_An", "Trần_Thị_Bình", "Lê_Minh", "Phạm_Hùng", "Võ_Thị_Sáu"]
+    places = ["Hà_Nội", "Huế", "Đà_Nẵng", "Cần_Thơ", "Vinh"]
+    sentences = []
+    for name in names:
+        for place in places:
+            sentences.append((["Ông", name, "đến", place, "hôm_qua", "."], ["O", "B-PER", "O", "B-LOC", "O", "O"]))
+            sentences.append((["Bà", name, "rời", place, "."], ["O", "B-PER", "O", "B-LOC", "O"]))
+
+    def encoded(words, labels):
+        rows = [[0] * MAX_FEATURES] + [ids + [0] * (MAX_FEATURES - len(ids)) for ids in hashed_features(words, 4099)]
+        return {"word_features": rows, "labels": [IGNORE_INDEX] + [tags.index(t) for t in labels]}
+
+    result = fit_features(tagger, [encoded(w, t) for w, t in sentences], l2=0.05, max_iterations=100)
+    assert result.evaluations > 1 and result.loss < 1.0
+    assert tagger.word_features.weights.weight.abs().sum() > 0
+    start, trans = transition_mask(tags)
+    from training.decoding import best_path
+
+    for words, gold in [sentences[0], sentences[7], (["Ông", "Đặng_Quốc_Khánh", "đến", "Hải_Phòng", "."],
+                                                     ["O", "B-PER", "O", "B-LOC", "O"])]:
+        ids = torch.tensor([encoded(words, gold)["word_features"][1:]])
+        with torch.no_grad():
+            path = best_path(tagger.word_features(ids)[0], start, trans, tagger.crf)
+        assert [tags[i] for i in path] == gold
+
+
 def test_crf_likelihood_matches_brute_force():
     torch.manual_seed(0)
     tags = ["O", "B-X", "I-X"]
@@ -118,6 +160,12 @@ def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, go
             assert is_valid_iob2(tagged.tags)
     from training.inference import ModelLoadError
 
+    # a table trained on other feature strings must not load silently
+    settings_file = target / "ner_config.json"
+    settings_file.write_text(json.dumps({**settings, "word_feature_template": 1}))
+    with pytest.raises(ModelLoadError, match="feature template 1"):
+        load_model(target)
+    settings_file.write_text(json.dumps(settings))
     (target / "word_features.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="word_features.safetensors"):
         load_model(target)

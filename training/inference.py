@@ -36,7 +36,7 @@ from .encoding import encode_words, model_features, pad_batch, uses_word_shapes,
 from .segmentation import WordRange, get_segmenter
 from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 from .tagger import TokenTagger
-from .word_features import FEATURES_FILE, WordFeatureEmissions
+from .word_features import FEATURES_FILE, TEMPLATE_VERSION, WordFeatureEmissions
 
 SETTINGS_FILE = "ner_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -227,6 +227,12 @@ def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: in
     tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
     crf = _load_part(path, CRF_FILE, "the model uses a crf head", lambda f: LinearChainCRF.load(f, tags)) \
         if settings.get("head") == "crf" else None
+    template = settings.get("word_feature_template", 1)
+    if settings.get("word_features") and template != TEMPLATE_VERSION:
+        raise ModelLoadError(
+            f"{path / SETTINGS_FILE}: the word-feature table was trained on feature template {template}; this "
+            f"version of the package computes template {TEMPLATE_VERSION}. Retrain the model (python -m training.run) "
+            f"or load it with the package version that exported it")
     features = _load_part(path, FEATURES_FILE, "the model uses word features",
                           lambda f: WordFeatureEmissions.load(f, len(tags))) if settings.get("word_features") else None
     tagger = TokenTagger(model, tags, settings.get("head", "softmax"), crf=crf, word_features=features)

@@ -28,6 +28,7 @@ from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, document_sentences,
 log = logging.getLogger("training")
 
 DEFAULT_CONFIG = "configs/default.yaml"
+MAX_WARM_START_ITERATIONS = 300  # L-BFGS steps; converges in 40-100 on 2,500 sentences
 
 
 def use_bf16(setting) -> bool:
@@ -84,6 +85,8 @@ class Trained:
 
 
 def inference_settings(config: RunConfig, labels, backbone) -> dict:
+    from .word_features import TEMPLATE_VERSION
+
     return {
         "format_version": 1,
         "labels": list(labels),
@@ -91,6 +94,7 @@ def inference_settings(config: RunConfig, labels, backbone) -> dict:
         "max_length": config.model.max_length,
         "head": config.model.head,
         "word_features": uses_word_features(config, backbone),
+        "word_feature_template": TEMPLATE_VERSION if uses_word_features(config, backbone) else None,
         "backbone": backbone.record(),
     }
 
@@ -140,6 +144,10 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     buckets = tagger.feature_buckets
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
+    if buckets and config.model.feature_warm_start:
+        from .feature_crf import fit_features
+
+        fit_features(tagger, train_set.features, config.model.feature_l2, MAX_WARM_START_ITERATIONS)
     has_dev = bool(dev_set.features)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(

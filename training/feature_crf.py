@@ -1,0 +1,101 @@
+"""Warm start for the word features: fit them first as a plain feature CRF.
+
+With the feature table at zero, the encoder and the table start together and AdamW
+moves the table only as far as a few epochs of mini-batches allow; a feature CRF fit
+to convergence (full-batch L-BFGS, L2 penalty, as crfsuite does) is a better starting
+point. So before the Trainer runs, the table (and the CRF head's transitions) is fit
+alone on the training sentences: the word emissions are the features' scores only, the
+loss is the head's (CRF negative log-likelihood, or cross-entropy per word for the
+softmax head). Training the encoder then starts from a model that already tags as well
+as a feature CRF. Training only: the result is the same modules, saved as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .encoding import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+
+
+@dataclass
+class WarmStart:
+    seconds: float
+    evaluations: int
+    loss: float  # per sentence, with the penalty
+
+
+def word_rows(features: Sequence[dict]) -> list[tuple[list[list[int]], list[int]]]:
+    """(feature ids per word, tag id per word) of encoded sentences (`SentenceDataset`
+    rows): the words are the positions that carry a label."""
+    rows = []
+    for sentence in features:
+        keep = [k for k, label in enumerate(sentence["labels"]) if label != IGNORE_INDEX]
+        if keep:
+            rows.append(([sentence["word_features"][k] for k in keep], [sentence["labels"][k] for k in keep]))
+    return rows
+
+
+def _batches(rows, width: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    rows = sorted(rows, key=lambda row: len(row[1]))
+    batches = []
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        words = max(len(tags) for _, tags in chunk)
+        ids = torch.zeros(len(chunk), words, width, dtype=torch.long)
+        tags = torch.zeros(len(chunk), words, dtype=torch.long)
+        mask = torch.zeros(len(chunk), words)
+        for r, (feature_ids, tag_ids) in enumerate(chunk):
+            ids[r, :len(tag_ids)] = torch.tensor(feature_ids)
+            tags[r, :len(tag_ids)] = torch.tensor(tag_ids)
+            mask[r, :len(tag_ids)] = 1
+        batches.append((ids, tags, mask))
+    return batches
+
+
+def fit_features(tagger, features: Sequence[dict], l2: float, max_iterations: int) -> WarmStart:
+    """Fit `tagger.word_features` (and `tagger.crf`, if the head has one) alone on the
+    encoded training sentences; minimises the summed loss + l2 * ||weights||^2."""
+    rows = word_rows(features)
+    if tagger.word_features is None or not rows:
+        raise ValueError("fit_features needs a tagger with word features and labelled sentences")
+    batches = _batches(rows, len(rows[0][0][0]))
+    table = tagger.word_features.weights.weight
+    parameters = [table, *(tagger.crf.parameters() if tagger.crf is not None else [])]
+    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=max_iterations, history_size=10,
+                                  line_search_fn="strong_wolfe", tolerance_change=1e-9)
+    evaluations, last = 0, 0.0
+
+    def closure():
+        nonlocal evaluations, last
+        evaluations += 1
+        optimizer.zero_grad()
+        total = 0.0
+        for ids, tags, mask in batches:
+            emissions = tagger.word_features(ids).float()
+            if tagger.crf is not None:
+                loss = tagger.crf.nll(emissions, tags, mask) * ids.shape[0]
+            else:
+                loss = torch.nn.functional.cross_entropy(emissions[mask.bool()], tags[mask.bool()], reduction="sum")
+            loss.backward()
+            total += float(loss.detach())
+        penalty = l2 * table.pow(2).sum()
+        penalty.backward()
+        last = total + float(penalty.detach())
+        return torch.tensor(last)
+
+    started = time.perf_counter()
+    with torch.enable_grad():
+        optimizer.step(closure)
+    result = WarmStart(time.perf_counter() - started, evaluations, last / len(rows))
+    log.info("word features fit as a feature CRF on %d sentences: %d evaluations, %.1f s, loss %.3f per sentence",
+             len(rows), result.evaluations, result.seconds, result.loss)
+    return result
