@@ -225,3 +225,26 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     clock[0] = 601
     budget.on_step_end(None, state, control)
     assert control.should_training_stop
+
+
+def test_time_budget_counts_work_before_the_trainer(monkeypatch):
+    """The feature warm start runs before the Trainer; `since` charges it to the budget."""
+    from transformers import TrainerControl, TrainerState
+
+    from training import time_budget
+
+    clock = [0.0]
+    monkeypatch.setattr(time_budget.time, "perf_counter", lambda: clock[0])
+
+    def stops_after_first_epoch(since):
+        clock[0] = 300.0  # five minutes of warm start before the Trainer begins
+        budget = time_budget.TimeBudget(minutes=10, since=since)
+        state, control = TrainerState(), TrainerControl()
+        budget.on_train_begin(None, state, control)
+        clock[0] += 200
+        state.epoch = 1
+        budget.on_epoch_end(None, state, control)
+        return control.should_training_stop
+
+    assert stops_after_first_epoch(since=0.0)  # 500 s used, another 200 s epoch would end at 700 s
+    assert not stops_after_first_epoch(since=None)  # counted from the Trainer's start: 200 + 200 s

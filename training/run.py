@@ -144,6 +144,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     buckets = tagger.feature_buckets
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
+    started = time.perf_counter()  # the warm start counts as training time, and against the budget
     if buckets and config.model.feature_warm_start:
         from .feature_crf import fit_features
 
@@ -190,13 +191,12 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags,
                                                                         tagger.crf).items() if k != "per_type"},
         callbacks=[*([EarlyStoppingCallback(config.train.early_stopping_patience)] if has_dev else []),
-                   *([TimeBudget(max_minutes)] if max_minutes else [])],
+                   *([TimeBudget(max_minutes, since=started)] if max_minutes else [])],
         optimizers=(optimizer, None),
     )
     log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head%s",
              len(train_set.features), train_set.token_count(), len(dev_set.features), epochs, learning_rate,
              "bf16" if bf16 else "fp32", config.model.head, ", word features" if buckets else "")
-    started = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0

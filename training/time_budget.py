@@ -13,15 +13,18 @@ log = logging.getLogger("training")
 class TimeBudget(TrainerCallback):
     """Stops training before an epoch that would end past `minutes` (judged by the
     slowest epoch so far), or mid-epoch once the budget is spent; the best checkpoint
-    evaluated so far is what gets exported."""
+    evaluated so far is what gets exported. `since` (a perf_counter time) counts work
+    done before the Trainer starts, such as the feature warm start, against the budget."""
 
-    def __init__(self, minutes: float):
+    def __init__(self, minutes: float, since: float | None = None):
         self.seconds = minutes * 60
+        self.since = since
         self.started = self.last_epoch_end = 0.0
         self.longest_epoch = 0.0  # including the evaluation and checkpoint of the epoch before
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.last_epoch_end = time.perf_counter()
+        self.last_epoch_end = time.perf_counter()
+        self.started = self.since if self.since is not None else self.last_epoch_end
 
     def on_step_end(self, args, state, control, **kwargs):
         if time.perf_counter() - self.started > self.seconds:
