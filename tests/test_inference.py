@@ -66,6 +66,7 @@ def test_nfd_input_gives_the_same_entities_at_its_own_offsets(model, gold):
     "", "   \n\t ", "No Vietnamese at all, just English.", "😀🎉 ASEAN 𝕏 Việt Nam 👍🏽",
     "A\u200bSEAN Việt\u200d Nam\x00\x07\x1b[31m", "Dòng 1\r\nViệt Nam\r\n\r\nLào\r\n", "\u0301\u0301 a\u0300",
     "</s> <s> <mask> <pad> <unk> @@ _ __", "\ufeffViệt Nam", "\u2028Lào\u2029Campuchia\x85",
+    "Việt Nam \ud800 Lào\udfff Campuchia",  # lone surrogates, as json.loads gives them
 ])
 def test_hostile_text_never_breaks_offsets(model, text):
     assert_exact(text, model.predict(text))

@@ -19,6 +19,7 @@ WordRange = tuple[int, int]
 # dates, numbers, codes), or any single other non-space character.
 _TOKEN = re.compile(r"\w+(?:[.,\-/+']\w+)*|[^\w\s]", re.UNICODE)
 _LINE = re.compile(r"[^\n\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class Segmenter(Protocol):
@@ -122,6 +123,9 @@ class UndertheseaSegmenter:
         return found
 
     def segment(self, text: str) -> list[list[WordRange]]:
+        # lone surrogates (json.loads lets them through) crash underthesea's UTF-8 encoding;
+        # a space in their place keeps every offset and, like them, is never part of a word
+        text = _SURROGATE.sub(" ", text)
         sentences: list[list[WordRange]] = []
         for line in _LINE.finditer(text):
             if not text[line.start():line.end()].strip():

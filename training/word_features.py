@@ -100,7 +100,7 @@ def feature_strings(words: Sequence[str]) -> list[list[str]]:
 
 def hashed_features(words: Sequence[str], buckets: int) -> list[list[int]]:
     """Per word, feature ids in [1, buckets) (0 is padding)."""
-    return [[zlib.crc32(f.encode("utf-8")) % (buckets - 1) + 1 for f in feats] for feats in feature_strings(words)]
+    return [[zlib.crc32(f.encode("utf-8", "surrogatepass")) % (buckets - 1) + 1 for f in feats] for feats in feature_strings(words)]
 
 
 class WordFeatureEmissions(nn.Module):
