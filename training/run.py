@@ -145,7 +145,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     started = time.perf_counter()  # the warm start counts as training time, and against the budget
-    if buckets and config.model.feature_warm_start:
+    if buckets and config.model.feature_warm_start and not resume:  # a resumed run loads its checkpoint
         from .feature_crf import fit_features
 
         fit_features(tagger, train_set.features, config.model.feature_l2, MAX_WARM_START_ITERATIONS)
