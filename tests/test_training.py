@@ -248,3 +248,25 @@ def test_time_budget_counts_work_before_the_trainer(monkeypatch):
 
     assert stops_after_first_epoch(since=0.0)  # 500 s used, another 200 s epoch would end at 700 s
     assert not stops_after_first_epoch(since=None)  # counted from the Trainer's start: 200 + 200 s
+
+
+@pytest.mark.slow
+def test_warm_start_is_kept_when_no_epoch_beats_it_on_dev(tmp_path):
+    """An encoder that only hurts (a learning rate that blows it up) must not cost the
+    user the feature CRF they would have had: the warm start is exported instead."""
+    from training.run import run_once
+
+    target = run_once(tiny_config(tmp_path, "model.tiny.epochs=2", "model.tiny.learning_rate=1e4",
+                                  "model.emission_dropout=0", "run_name=blown"), resume=False)
+    warm = json.loads((target / "metrics.json").read_text())["warm_start"]
+    assert warm["kept"] is True and warm["dev_f1"] > 0.3
+    from training import load_model
+
+    model = load_model(target)
+    text = "Bộ trưởng Ngoại giao Việt Nam dự Hội nghị ASEAN tại Jakarta ngày 10/7/2024."
+    assert model.predict(text)  # the feature CRF alone still finds entities
+
+
+def test_warm_start_dev_score_is_recorded(tiny_model_dir):
+    warm = json.loads((tiny_model_dir / "metrics.json").read_text())["warm_start"]
+    assert 0.0 <= warm["dev_f1"] <= 1.0 and isinstance(warm["kept"], bool)

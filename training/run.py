@@ -82,6 +82,7 @@ class Trained:
     train_seconds: float
     train_tokens: int
     pretrain_metrics: dict | None = None
+    warm_start: dict | None = None  # dev F1 of the warm-start feature CRF, and whether it was kept
 
 
 def inference_settings(config: RunConfig, labels, backbone) -> dict:
@@ -145,7 +146,8 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     train_set = SentenceDataset(train_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     dev_set = SentenceDataset(dev_sentences, pieces, tag_ids, config.model.max_length, shapes, buckets)
     started = time.perf_counter()  # the warm start counts as training time, and against the budget
-    if buckets and config.model.feature_warm_start and not resume:  # a resumed run loads its checkpoint
+    warm_started = buckets and config.model.feature_warm_start and not resume  # a resumed run loads its checkpoint
+    if warm_started:
         from .feature_crf import fit_features
 
         fit_features(tagger, train_set.features, config.model.feature_l2, MAX_WARM_START_ITERATIONS)
@@ -197,11 +199,22 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head%s",
              len(train_set.features), train_set.token_count(), len(dev_set.features), epochs, learning_rate,
              "bf16" if bf16 else "fp32", config.model.head, ", word features" if buckets else "")
+    warm_start = None
+    if warm_started and has_dev:
+        # the warm-start feature CRF is a candidate too: exported if no epoch beats it on dev
+        warm_start = {"dev_f1": trainer.evaluate()["eval_f1"], "kept": False}
+        warm_weights = {k: v.detach().clone() for k, v in tagger.state_dict().items()}
     trainer.train(resume_from_checkpoint=True if resume else None)
+    if warm_start and warm_start["dev_f1"] > (trainer.state.best_metric or 0.0):
+        log.warning("no epoch beat the warm-start feature CRF on dev (F1 %.3f vs %.3f): keeping the warm start",
+                    warm_start["dev_f1"], trainer.state.best_metric or 0.0)
+        tagger.load_state_dict(warm_weights)
+        warm_start["kept"] = True
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
     # the best checkpoint is loaded into these same modules, in place
-    return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics)
+    return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics,
+                   warm_start)
 
 
 def in_memory_model(config: RunConfig, labels, trained: Trained, path: Path):
@@ -233,6 +246,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
             "train_tokens_per_second": round(trained.train_tokens / max(trained.train_seconds, 1e-9), 1),
             "bf16": trained.bf16,
             "pretrain": trained.pretrain_metrics,
+            "warm_start": trained.warm_start,
         })
         table = format_table(metrics) if eval_docs else "(no evaluation documents)"
         metadata = {
