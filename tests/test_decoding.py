@@ -91,7 +91,8 @@ def test_feature_warm_start_fits_the_training_sentences(head):
 
     def encoded(words, labels):
         rows = [[0] * MAX_FEATURES] + [ids + [0] * (MAX_FEATURES - len(ids)) for ids in hashed_features(words, 4099)]
-        return {"word_features": rows, "labels": [IGNORE_INDEX] + [tags.index(t) for t in labels]}
+        return {"input_ids": [0] * len(rows), "word_features": rows,
+                "labels": [IGNORE_INDEX] + [tags.index(t) for t in labels]}
 
     result = fit_features(tagger, [encoded(w, t) for w, t in sentences], l2=0.05, max_iterations=100)
     assert result.evaluations > 1 and result.loss < 1.0

@@ -19,7 +19,8 @@ from typing import Sequence
 
 import torch
 
-from .encoding import IGNORE_INDEX
+from .crf import word_emissions
+from .encoding import IGNORE_INDEX, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -33,41 +34,25 @@ class WarmStart:
     loss: float  # per sentence, with the penalty
 
 
-def word_rows(features: Sequence[dict]) -> list[tuple[list[list[int]], list[int]]]:
-    """(feature ids per word, tag id per word) of encoded sentences (`SentenceDataset`
-    rows): the words are the positions that carry a label."""
-    rows = []
-    for sentence in features:
-        keep = [k for k, label in enumerate(sentence["labels"]) if label != IGNORE_INDEX]
-        if keep:
-            rows.append(([sentence["word_features"][k] for k in keep], [sentence["labels"][k] for k in keep]))
-    return rows
-
-
-def _batches(rows, width: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    rows = sorted(rows, key=lambda row: len(row[1]))
+def word_batches(features: Sequence[dict]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Encoded training sentences (`SentenceDataset` rows) as (feature ids [B, W, K], tags
+    [B, W], mask [B, W]) per batch: padded and packed to words as the CRF head's loss does."""
+    labelled = [f for f in features if any(label != IGNORE_INDEX for label in f["labels"])]
+    labelled.sort(key=lambda f: len(f["input_ids"]))
     batches = []
-    for start in range(0, len(rows), BATCH):
-        chunk = rows[start:start + BATCH]
-        words = max(len(tags) for _, tags in chunk)
-        ids = torch.zeros(len(chunk), words, width, dtype=torch.long)
-        tags = torch.zeros(len(chunk), words, dtype=torch.long)
-        mask = torch.zeros(len(chunk), words)
-        for r, (feature_ids, tag_ids) in enumerate(chunk):
-            ids[r, :len(tag_ids)] = torch.tensor(feature_ids)
-            tags[r, :len(tag_ids)] = torch.tensor(tag_ids)
-            mask[r, :len(tag_ids)] = 1
-        batches.append((ids, tags, mask))
+    for start in range(0, len(labelled), BATCH):
+        padded = pad_batch(labelled[start:start + BATCH], pad_id=0)
+        batches.append(word_emissions(padded["word_features"], padded["labels"]))
     return batches
 
 
 def fit_features(tagger, features: Sequence[dict], l2: float, max_iterations: int) -> WarmStart:
     """Fit `tagger.word_features` (and `tagger.crf`, if the head has one) alone on the
     encoded training sentences; minimises the summed loss + l2 * ||weights||^2."""
-    rows = word_rows(features)
-    if tagger.word_features is None or not rows:
+    batches = word_batches(features)
+    if tagger.word_features is None or not batches:
         raise ValueError("fit_features needs a tagger with word features and labelled sentences")
-    batches = _batches(rows, len(rows[0][0][0]))
+    sentences = sum(ids.shape[0] for ids, _, _ in batches)
     table = tagger.word_features.weights.weight
     parameters = [table, *(tagger.crf.parameters() if tagger.crf is not None else [])]
     optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=max_iterations, history_size=10,
@@ -95,7 +80,7 @@ def fit_features(tagger, features: Sequence[dict], l2: float, max_iterations: in
     started = time.perf_counter()
     with torch.enable_grad():
         optimizer.step(closure)
-    result = WarmStart(time.perf_counter() - started, evaluations, last / len(rows))
+    result = WarmStart(time.perf_counter() - started, evaluations, last / sentences)
     log.info("word features fit as a feature CRF on %d sentences: %d evaluations, %.1f s, loss %.3f per sentence",
-             len(rows), result.evaluations, result.seconds, result.loss)
+             sentences, result.evaluations, result.seconds, result.loss)
     return result
