@@ -88,14 +88,15 @@ class Trained:
 def inference_settings(config: RunConfig, labels, backbone) -> dict:
     from .word_features import TEMPLATE_VERSION
 
+    word_features = uses_word_features(config, backbone)
     return {
         "format_version": 1,
         "labels": list(labels),
         "segmenter": {"name": config.segmenter.name, "settings": config.segmenter.settings},
         "max_length": config.model.max_length,
         "head": config.model.head,
-        "word_features": uses_word_features(config, backbone),
-        "word_feature_template": TEMPLATE_VERSION if uses_word_features(config, backbone) else None,
+        "word_features": word_features,
+        "word_feature_template": TEMPLATE_VERSION if word_features else None,
         "backbone": backbone.record(),
     }
 

@@ -100,12 +100,13 @@ def feature_strings(words: Sequence[str]) -> list[list[str]]:
 
 def hashed_features(words: Sequence[str], buckets: int) -> list[list[int]]:
     """Per word, feature ids in [1, buckets) (0 is padding)."""
-    return [[zlib.crc32(f.encode("utf-8", "surrogatepass")) % (buckets - 1) + 1 for f in feats] for feats in feature_strings(words)]
+    return [[zlib.crc32(f.encode("utf-8", "surrogatepass")) % (buckets - 1) + 1 for f in feats]
+            for feats in feature_strings(words)]
 
 
 class WordFeatureEmissions(nn.Module):
     """Per-label weights of hashed features, summed per position: ids [B, T, K] -> [B, T, labels].
-    Starts at zero, so training begins from the encoder's emissions alone."""
+    Starts at zero; the warm start (feature_crf.py) fits it before the encoder trains."""
 
     def __init__(self, buckets: int, num_labels: int):
         super().__init__()
