@@ -115,3 +115,35 @@ def test_underthesea_alignment_gives_exact_offsets(gold):
     for span in found:
         assert document.text[span.start:span.end] == span.text
         assert span.label in ("PER", "LOC", "ORG")
+
+
+def test_written_corpus_markup_gives_exact_spans_and_names_bad_lines(tmp_path):
+    from benchmarks.written import parse_marked, read_marked
+
+    text, spans = parse_marked("Ông <PER>Lê Văn Hùng</PER> đến <LOC>Huế</LOC> <DATE>ngày 3/5</DATE>.", "x")
+    assert text == "Ông Lê Văn Hùng đến Huế ngày 3/5."
+    assert [(text[s.start:s.end], s.label) for s in spans] == [("Lê Văn Hùng", "PER"), ("Huế", "LOC"),
+                                                               ("ngày 3/5", "DATE")]
+    for bad in ("<PER>Lê <LOC>Huế</LOC></PER>", "<PER>Lê</LOC>", "<PER>Lê", "Lê</PER>"):
+        with pytest.raises(ValueError, match="x"):
+            parse_marked(bad, "x")
+    marked = tmp_path / "news.txt"
+    marked.write_text("<ORG>Bộ Y tế</ORG> họp.\n\n<XYZ>Huế</XYZ> mưa.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"news.txt: task line 3.*'XYZ'"):
+        read_marked([marked])
+
+
+def test_written_corpus_splits_are_disjoint_valid_and_deterministic():
+    from benchmarks.written import CORPUS, build
+
+    paths = sorted(CORPUS.glob("*.txt"))[:1]
+    parts = build(seed=0, paths=paths)
+    assert parts == build(seed=0, paths=paths)
+    assert parts["train"] != build(seed=1, paths=paths)["train"]
+    keys = {name: {tuple(r["words"]) for r in records} for name, records in parts.items()}
+    assert len(parts["test"]) > 50 and len(parts["dev"]) > 30
+    assert sum(len(r) for r in parts.values()) >= 500
+    for records in parts.values():
+        assert all(is_valid_iob2(r["tags"]) and len(r["words"]) == len(r["tags"]) for r in records)
+    assert sum(t.startswith("B-") for r in parts["test"] for t in r["tags"]) > 50
+    assert len(keys["test"] & keys["train"]) <= 1  # sentences are unique, save a rare repeated caption
