@@ -1,16 +1,17 @@
 """A self-written Vietnamese news NER corpus, turned into the public JSON-lines format.
 
-`benchmarks/corpus/*.txt` holds 5,024 lines (5,072 sentences once segmented) written for this project (none
-copied from any article or corpus), one per line, in ten news domains (health,
-hospitals, diplomacy, government, economy, transport, travel, sports, local, science),
-with entities marked inline as `<TYPE>surface</TYPE>` following annotations/GUIDELINES.md.
+`benchmarks/corpus/*.txt` holds 9,074 lines (9,139 sentences once segmented) written
+for this project (none copied from any article or corpus), one per line, in eighteen
+news domains (one file each: health, epidemic, hospitals, diplomacy, world, government,
+courts, economy, agriculture, tech, transport, maritime, travel, entertainment, sports,
+local, education, science), with entities marked inline as `<TYPE>surface</TYPE>` following annotations/GUIDELINES.md.
 Unlike `benchmarks.synthetic`, which recombines the five gold articles, it has the
 lexical variety of real news (thousands of different names and places), so it is the
 closest stand-in here for a public corpus such as PhoNER_COVID19: sentences are
 shuffled and split at random (in-distribution dev and test), segmented by the project's
 segmenter with gold boundaries winning, and written as `{"words", "tags", "source"}`.
 
-    python -m benchmarks.written --out DIR [--seed 0] [--dev 0.15] [--test 0.25]
+    python -m benchmarks.written --out DIR [--seed 0] [--dev 0.2] [--test 0.3]
 
 writes DIR/train.jsonl, DIR/dev.jsonl, DIR/test.jsonl; deterministic given the seed.
 """
@@ -69,7 +70,7 @@ def read_marked(paths) -> list:
     return documents
 
 
-def build(seed: int = 0, dev_share: float = 0.15, test_share: float = 0.25, paths=None) -> dict[str, list[dict]]:
+def build(seed: int = 0, dev_share: float = 0.2, test_share: float = 0.3, paths=None) -> dict[str, list[dict]]:
     """{"train", "dev", "test"} of `{"words", "tags", "source"}` records, split at random."""
     documents = read_marked(paths if paths is not None else CORPUS.glob("*.txt"))
     records = [{"words": words, "tags": tags, "source": source} for source, words, tags in sentence_pool(documents)]
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.written", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dev", type=float, default=0.15, help="share of sentences for dev")
-    parser.add_argument("--test", type=float, default=0.25, help="share of sentences for test")
+    parser.add_argument("--dev", type=float, default=0.2, help="share of sentences for dev")
+    parser.add_argument("--test", type=float, default=0.3, help="share of sentences for test")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
