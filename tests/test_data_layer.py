@@ -325,6 +325,9 @@ def test_word_features_are_stable_fixed_width_and_see_the_neighbours():
     strings = feature_strings(words)
     assert "-1w=Thứ_trưởng" in strings[1] and "+1b=đỗ|hùng_việt" in strings[1] and "1l=dự" in strings[2] and "2l=họp" in strings[2]
     assert "-2w=<s>" in strings[0] and "2w=</s>" in strings[-1]
+    # template 3: the words 3 away (lower case) and the ±1 neighbours' first/last syllables
+    assert "3l=ngày" in strings[2] and "-3l=<pad>" in strings[2] and "-3l=thứ_trưởng" in strings[3]
+    assert "-1fs=thứ" in strings[1] and "-1ls=trưởng" in strings[1] and "1fs=hùng" in strings[1] and "1ls=việt" in strings[1]
     # word classes of the word and its neighbours, and the sentence edges
     assert "f=title" in strings[1] and "-1f=title" in strings[2] and "f=title" not in strings[3]
     assert "f=hasdigit" in strings[6] and "f=digit" not in strings[6] and "f=punct" in strings[7]

