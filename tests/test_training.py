@@ -268,5 +268,20 @@ def test_warm_start_is_kept_when_no_epoch_beats_it_on_dev(tmp_path):
 
 
 def test_warm_start_dev_score_is_recorded(tiny_model_dir):
+    from training.run import keep_warm_start
+
     warm = json.loads((tiny_model_dir / "metrics.json").read_text())["warm_start"]
-    assert 0.0 <= warm["dev_f1"] <= 1.0 and isinstance(warm["kept"], bool)
+    assert 0.0 <= warm["dev_f1"] <= 1.0 and 0.0 <= warm["best_epoch_dev_f1"] <= 1.0
+    assert 0.0 < warm["standard_error"] < 0.2
+    assert warm["kept"] == keep_warm_start(warm["dev_f1"], warm["best_epoch_dev_f1"], warm["standard_error"])
+
+
+def test_an_epoch_must_beat_the_warm_start_by_one_standard_error():
+    from training.run import f1_standard_error, keep_warm_start
+
+    se = f1_standard_error(0.9267, 2847)
+    assert se == pytest.approx(0.00489, abs=1e-5)
+    assert f1_standard_error(0.9, 0) == 0.0
+    assert keep_warm_start(0.9267, 0.9315, se)  # +0.48 points on 2,847 entities: noise
+    assert not keep_warm_start(0.8963, 0.9068, f1_standard_error(0.8963, 1195))  # +1.05 on 1,195: real
+    assert keep_warm_start(0.9, 0.85, 0.0) and not keep_warm_start(0.85, 0.9, 0.0)
