@@ -96,7 +96,7 @@ def feature_strings(words: Sequence[str]) -> list[list[str]]:
         for offset in CONTEXT:
             other = padded[i + 2 + offset]
             feats += [f"{offset}w={other}", f"{offset}l={other.lower()}", f"{offset}s={fine_shape(other)}"]
-            if 0 <= i + offset < len(words):
+            if 0 <= i + offset < n:
                 feats += [f"{offset}f={flag}" for flag in _flags(other) if flag in CONTEXT_FLAGS]
         feats += [f"{offset}l={lowers[i + offset] if 0 <= i + offset < n else '<pad>'}" for offset in FAR]
         for offset in NEAR:
@@ -104,8 +104,8 @@ def feature_strings(words: Sequence[str]) -> list[list[str]]:
                 syllables = lowers[i + offset].split("_")
                 feats += [f"{offset}fs={syllables[0]}", f"{offset}ls={syllables[-1]}"]
         feats.append(f"-1b={lowers[i - 1] if i else '<s>'}|{lowers[i]}")
-        feats.append(f"+1b={lowers[i]}|{lowers[i + 1] if i + 1 < len(words) else '</s>'}")
-        feats += ["first"] * (i == 0) + ["last"] * (i == len(words) - 1)
+        feats.append(f"+1b={lowers[i]}|{lowers[i + 1] if i + 1 < n else '</s>'}")
+        feats += ["first"] * (i == 0) + ["last"] * (i == n - 1)
         result.append(feats)
     return result
 
