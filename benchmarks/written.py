@@ -57,16 +57,16 @@ def read_marked(paths) -> list:
     from training.schema import read_labeling_config
 
     labels = read_labeling_config(ROOT / "annotations" / "labeling_config.xml").labels
-    documents, problems = [], None
+    documents = []
     for path in sorted(paths):
-        problems = _Problems(path)
+        problems, in_file = _Problems(path), []
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, 1):
             if line.strip():
                 text, spans = parse_marked(line, f"{path}: line {number}")
-                documents.append(build_document(text, spans, task_id=f"line {number}", source=Path(path).stem,
-                                                problems=problems, schema_labels=labels))
-        _finish(documents, problems)
+                in_file.append(build_document(text, spans, task_id=f"line {number}", source=Path(path).stem,
+                                              problems=problems, schema_labels=labels))
+        documents += _finish(in_file, problems).documents  # raises AnnotationError naming file, line, span
     return documents
 
 
