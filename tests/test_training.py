@@ -204,11 +204,11 @@ def load_config_tiny():
 def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     from transformers import TrainerControl, TrainerState
 
-    from training import time_budget
+    from training import stopping
 
     clock = [0.0]
-    monkeypatch.setattr(time_budget.time, "perf_counter", lambda: clock[0])
-    budget = time_budget.TimeBudget(minutes=10)
+    monkeypatch.setattr(stopping.time, "perf_counter", lambda: clock[0])
+    budget = stopping.TimeBudget(minutes=10)
     state, control = TrainerState(), TrainerControl()
     budget.on_train_begin(None, state, control)
     for epoch, seconds in enumerate((200, 150, 100), start=1):  # ends at 200 s, 350 s, 450 s
@@ -227,18 +227,40 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     assert control.should_training_stop
 
 
+def test_early_stopping_counts_from_the_warm_start_bar():
+    """With a warm start, an epoch must beat its dev F1 plus one standard error; patience
+    runs from the start of training, not from the encoder's own best epoch."""
+    from transformers import TrainerControl, TrainerState
+
+    from training.stopping import EarlyStopping
+
+    def stopped_after(scores, **bar):
+        stopper, control = EarlyStopping(patience=3, **bar), TrainerControl()
+        for evaluation, f1 in enumerate(scores, start=1):
+            stopper.on_evaluate(None, TrainerState(), control, metrics={"eval_f1": f1})
+            if control.should_training_stop:
+                return evaluation
+        return None
+
+    climbing_below_bar = [0.90, 0.91, 0.92, 0.915, 0.91]
+    assert stopped_after(climbing_below_bar, bar=0.93) == 3
+    assert stopped_after(climbing_below_bar) is None  # no warm start: 0.92 at epoch 3, patience left
+    assert stopped_after([0.90, 0.94, 0.93, 0.93, 0.93], bar=0.93) == 5  # beat the bar at epoch 2
+    assert stopped_after([0.90], bar=0.93) is None
+
+
 def test_time_budget_counts_work_before_the_trainer(monkeypatch):
     """The feature warm start runs before the Trainer; `since` charges it to the budget."""
     from transformers import TrainerControl, TrainerState
 
-    from training import time_budget
+    from training import stopping
 
     clock = [0.0]
-    monkeypatch.setattr(time_budget.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(stopping.time, "perf_counter", lambda: clock[0])
 
     def stops_after_first_epoch(since):
         clock[0] = 300.0  # five minutes of warm start before the Trainer begins
-        budget = time_budget.TimeBudget(minutes=10, since=since)
+        budget = stopping.TimeBudget(minutes=10, since=since)
         state, control = TrainerState(), TrainerControl()
         budget.on_train_begin(None, state, control)
         clock[0] += 200
@@ -263,6 +285,8 @@ def test_warm_start_is_kept_when_no_epoch_beats_it_on_dev(tmp_path):
     from training import load_model
 
     model = load_model(target)
+    # the exported warm start is the feature CRF alone: no random encoder logits on top
+    assert not model.tagger.encoder.classifier.weight.any() and not model.tagger.encoder.classifier.bias.any()
     text = "Bộ trưởng Ngoại giao Việt Nam dự Hội nghị ASEAN tại Jakarta ngày 10/7/2024."
     assert model.predict(text)  # the feature CRF alone still finds entities
 

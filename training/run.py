@@ -108,14 +108,14 @@ def uses_word_features(config: RunConfig, backbone) -> bool:
 
 def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, segmenter, resume: bool = False) -> Trained:
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import Trainer, TrainingArguments, set_seed
 
     from .backbone import load_backbone
     from .encoding import pad_batch, uses_word_shapes, word_pieces
     from .evaluate import metrics_from_logits
     from .schema import LabelSchema
     from .tagger import TokenTagger
-    from .time_budget import TimeBudget
+    from .stopping import EarlyStopping, TimeBudget
     from .word_features import WordFeatureEmissions
 
     tags = LabelSchema(tuple(labels)).bio_tags()
@@ -152,6 +152,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         from .feature_crf import fit_features
 
         fit_features(tagger, train_set.features, config.model.feature_l2, MAX_WARM_START_ITERATIONS)
+        zero_classifier(backbone.model)
     has_dev = bool(dev_set.features)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(
@@ -193,8 +194,7 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         processing_class=backbone.tokenizer,
         compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(p.predictions, p.label_ids, tags,
                                                                         tagger.crf).items() if k != "per_type"},
-        callbacks=[*([EarlyStoppingCallback(config.train.early_stopping_patience)] if has_dev else []),
-                   *([TimeBudget(max_minutes, since=started)] if max_minutes else [])],
+        callbacks=[TimeBudget(max_minutes, since=started)] if max_minutes else [],
         optimizers=(optimizer, None),
     )
     log.info("training on %d sentences (%d tokens), %d dev sentences; %s epochs, lr %g, %s, %s head%s",
@@ -207,6 +207,9 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
         warm_start = {"dev_f1": scores["eval_f1"], "standard_error": f1_standard_error(scores["eval_f1"],
                                                                                        scores["eval_support"])}
         warm_weights = {k: v.detach().clone() for k, v in tagger.state_dict().items()}
+    if has_dev:  # added after the warm start's evaluation, which must not count as an epoch
+        bar = warm_start["dev_f1"] + warm_start["standard_error"] if warm_start else float("-inf")
+        trainer.add_callback(EarlyStopping(config.train.early_stopping_patience, bar))
     trainer.train(resume_from_checkpoint=True if resume else None)
     if warm_start:
         warm_start["best_epoch_dev_f1"] = trainer.state.best_metric or 0.0
@@ -222,6 +225,16 @@ def train_model(config: RunConfig, train_docs, dev_docs, labels, run_dir: Path, 
     # the best checkpoint is loaded into these same modules, in place
     return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics,
                    warm_start)
+
+
+def zero_classifier(model) -> None:
+    """Zero the encoder's token-classification layer after the warm start, so that the
+    warm-start candidate is exactly the feature CRF rather than the feature CRF plus a
+    fresh layer's random logits (written corpus: dev F1 0.9267 with them, 0.9268 without)."""
+    import torch
+
+    for parameter in model.classifier.parameters():
+        torch.nn.init.zeros_(parameter)
 
 
 def f1_standard_error(f1: float, support: int) -> float:

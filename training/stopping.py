@@ -1,4 +1,5 @@
-"""A training time budget for the Trainer (`train.max_minutes`, `model.tiny.max_minutes`)."""
+"""When the Trainer stops: early stopping on dev F1 (measured against the warm start,
+if there is one) and a time budget (`train.max_minutes`, `model.tiny.max_minutes`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,31 @@ import time
 from transformers import TrainerCallback
 
 log = logging.getLogger("training")
+
+
+class EarlyStopping(TrainerCallback):
+    """Stops after `patience` evaluations without a dev F1 above the best so far. The
+    best starts at `bar`: with a warm start, its dev F1 plus one standard error, the
+    score an epoch must beat to be exported at all (run.keep_warm_start); so when the
+    encoder cannot beat the feature CRF, training stops `patience` epochs in, not
+    `patience` epochs after its own best (written corpus: 8 epochs instead of 10)."""
+
+    def __init__(self, patience: int, bar: float = float("-inf")):
+        self.patience = patience
+        self.best = bar
+        self.waited = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        f1 = (metrics or {}).get("eval_f1")
+        if f1 is None:
+            return
+        if f1 > self.best:
+            self.best, self.waited = f1, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            log.info("early stopping: no dev F1 above %.4f in %d evaluations", self.best, self.waited)
+            control.should_training_stop = True
 
 
 class TimeBudget(TrainerCallback):
