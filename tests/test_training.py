@@ -227,6 +227,15 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     assert control.should_training_stop
 
 
+def test_tiny_learning_rates_shrink_with_the_square_root_of_the_corpus():
+    from training.run import learning_rate_scale
+
+    assert learning_rate_scale(40, 60) == learning_rate_scale(60, 60) == 1.0  # never scaled up
+    assert learning_rate_scale(240, 60) == pytest.approx(0.5)
+    assert learning_rate_scale(4569, 60) == pytest.approx(0.1146, abs=1e-4)
+    assert learning_rate_scale(4569, None) == 1.0  # off
+
+
 def test_early_stopping_counts_from_the_warm_start_bar():
     """With a warm start, an epoch must beat its dev F1 plus one standard error; patience
     runs from the start of training, not from the encoder's own best epoch."""

@@ -71,6 +71,9 @@ class TinyBackboneConfig:
     word_shapes: bool = True  # word shape classes as token_type_ids (capitalisation, digits...)
     lowercase: bool = False  # lower-case words for the tokenizer (case then comes from the shapes)
     learning_rate: float = 2e-3
+    # the learning rates (this one and model.feature_learning_rate) suit this many training
+    # sentences (the five articles' folds); above it they are scaled by sqrt(reference / n)
+    reference_sentences: int | None = 60
     epochs: float = 40
     max_minutes: float | None = 12  # keeps a 5,000-sentence corpus under 15 minutes end to end on 2 cores
 
@@ -154,6 +157,7 @@ _CHECKS = {
     "train.early_stopping_patience": lambda v: v >= 0,
     "train.max_minutes": lambda v: v is None or v > 0,
     "model.tiny.max_minutes": lambda v: v is None or v > 0,
+    "model.tiny.reference_sentences": lambda v: v is None or v > 0,
     "train.num_threads": lambda v: v is None or v > 0,
     "model.max_length": lambda v: 8 <= v <= 4096,
     "model.feature_buckets": lambda v: v >= 2,
