@@ -16,7 +16,8 @@ class EarlyStopping(TrainerCallback):
     best starts at `bar`: with a warm start, its dev F1 plus one standard error, the
     score an epoch must beat to be exported at all (run.keep_warm_start); so when the
     encoder cannot beat the feature CRF, training stops `patience` epochs in, not
-    `patience` epochs after its own best (written corpus: 8 epochs instead of 10)."""
+    `patience` epochs after its own best. Unlike transformers' EarlyStoppingCallback it
+    keeps no state in checkpoints: a resumed run starts its patience again."""
 
     def __init__(self, patience: int, bar: float = float("-inf")):
         self.patience = patience
