@@ -55,8 +55,8 @@ def table(header: list[str], rows: list[list]) -> str:
 def base_sized_model(epochs: int = 12) -> Path:
     """A PhoBERT-base-geometry model trained (from scratch, offline) on the gold corpus,
     so speed figures reflect a real PhoBERT-base forward pass. Cached."""
-    from training.config import load_config
-    from training.run import run_once
+    from training.train.config import load_config
+    from training.train.pipeline import run_once
 
     target = BUILD / "models" / "base-geometry"
     if (target / "model.safetensors").exists():

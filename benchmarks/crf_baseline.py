@@ -19,7 +19,6 @@ CRF head). Models and checkpoints go under build/bench/crf_baseline unless overr
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import time
 import unicodedata
@@ -125,7 +124,7 @@ class CrfTagger:
 
 def labelled_sentences(documents, segmenter) -> list[tuple[list[str], list[str]]]:
     """(words, tags) of the documents' sentences, built as the project builds them."""
-    from training.sentences import document_sentences
+    from training.data.sentences import document_sentences
 
     return [(s.surfaces(), list(s.tags)) for doc in documents for s in document_sentences(doc, segmenter)]
 
@@ -137,8 +136,8 @@ def raw_sentences(doc, segmenter):
 
 def crf_spans(tagger: CrfTagger, documents, segmenter) -> list[tuple[list, list]]:
     """Per document: (raw sentences, predicted spans)."""
-    from training.bio import tags_to_spans
-    from training.segmentation import word_surface
+    from training.text.bio import tags_to_spans
+    from training.text.segmentation import word_surface
 
     out = []
     for doc in documents:
@@ -153,7 +152,7 @@ def crf_spans(tagger: CrfTagger, documents, segmenter) -> list[tuple[list, list]
 
 
 def train_and_score_crf(train_docs, test_docs, segmenter, labels: Sequence[str] | None = None) -> dict:
-    from training.evaluate import score_spans
+    from training.train.evaluate import score_spans
 
     tagger = CrfTagger().fit(labelled_sentences(train_docs, segmenter))
     tagged = crf_spans(tagger, test_docs, segmenter)
@@ -196,10 +195,10 @@ def comparison_rows(labels: Sequence[str], ours: list[dict], crf: list[dict]) ->
 def run(config_path: str, overrides: list[str], cv: bool) -> str:
     import json
 
-    from training.config import load_config
-    from training.data import leave_one_out, load_splits
-    from training.run import run_cv, run_once
-    from training.segmentation import get_segmenter
+    from training.train.config import load_config
+    from training.data.splits import leave_one_out, load_splits
+    from training.train.pipeline import run_cv, run_once
+    from training.text.segmentation import get_segmenter
 
     defaults = [f"output.dir={BUILD / 'crf_baseline' / 'models'}", f"output.checkpoints={BUILD / 'crf_baseline' / 'ckpt'}"]
     config = load_config(config_path, [*defaults, *overrides])

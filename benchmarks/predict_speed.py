@@ -30,8 +30,8 @@ def main() -> None:
     from transformers import pipeline
 
     from training import load_model
-    from training.segmentation import word_surface
-    from training.sentences import LabelledSentence
+    from training.text.segmentation import word_surface
+    from training.model.encoding import fit_windows
 
     model_dir = args.model or base_sized_model()
     texts = [t["data"]["text"] for t in json.loads((ROOT / "annotations" / "tasks.json").read_text())] * args.copies
@@ -40,9 +40,12 @@ def main() -> None:
 
     sentences = [" ".join(word_surface(text, w) for w in words)
                  for text in texts for words in fp32.segmenter.segment(text)]
-    windows = [w for text in texts for words in fp32.segmenter.segment(text)
-               for w in fp32.fit(LabelledSentence("", text, words, ["O"] * len(words)))]
-    tokens = sum(len(w.words) + sum(fp32.pieces.count(s) - 1 for s in w.surfaces()) + 2 for w in windows)
+    windows = []
+    for text in texts:
+        for words in fp32.segmenter.segment(text):
+            surfaces = [word_surface(text, w) for w in words]
+            windows += [surfaces[a:b] for a, b in fit_windows(fp32.pieces, surfaces, fp32.max_length)]
+    tokens = sum(len(w) + sum(fp32.pieces.count(s) - 1 for s in w) + 2 for w in windows)
 
     hf = pipeline("token-classification", model=fp32.tagger.encoder, tokenizer=fp32.tokenizer, device=-1)
     with torch.inference_mode():

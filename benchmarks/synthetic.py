@@ -33,15 +33,15 @@ _DIGITS = re.compile(r"\d+")
 
 
 def read_gold(path: str | Path = GOLD):
-    from training.readers import read_corpus
-    from training.schema import read_labeling_config
+    from training.data.readers import read_corpus
+    from training.text.schema import read_labeling_config
 
     return read_corpus(path, schema=read_labeling_config(LABELING_CONFIG)).documents
 
 
 def _runs(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     """(first, last+1, label) of each entity in a valid IOB2 tag sequence."""
-    from training.bio import repair_tags
+    from training.text.bio import repair_tags
 
     runs, current = [], None
     for i, tag in enumerate(repair_tags(tags)):
@@ -75,8 +75,8 @@ def perturb_numbers(word: str, rng: random.Random) -> str:
 
 def sentence_pool(documents, segmenter=None) -> list[tuple[str, list[str], list[str]]]:
     """(source, `_`-joined words, IOB2 tags) of every sentence of the documents."""
-    from training.segmentation import get_segmenter
-    from training.sentences import document_sentences
+    from training.text.segmentation import get_segmenter
+    from training.data.sentences import document_sentences
 
     if segmenter is None and any(doc.words is None for doc in documents):
         segmenter = get_segmenter("underthesea")

@@ -69,7 +69,7 @@ def align_tokens(text: str, tokens, start: int = 0, end: int | None = None) -> l
 def tagged_to_spans(text: str, tokens: list[str], tags: list[str], start: int = 0, end: int | None = None,
                     keep=UNDERTHESEA_TYPES):
     """underthesea's tokens and B-/I- tags -> Spans of the types in `keep` (others read as O)."""
-    from training.bio import tags_to_spans
+    from training.text.bio import tags_to_spans
 
     words, kept = [], []
     for rng, tag in zip(align_tokens(text, tokens, start, end), tags):
@@ -100,17 +100,18 @@ def underthesea_spans(text: str, keep=UNDERTHESEA_TYPES):
 
 
 def _config(overrides: list[str]):
-    from training.config import load_config
+    from training.train.config import load_config
 
     return load_config(ROOT / "configs" / "tiny.yaml", [
         f"output.dir={WORK / 'models'}", f"output.checkpoints={WORK / 'ckpt'}", *overrides])
 
 
 def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
-    from training.evaluate import score_spans
-    from training.data import leave_one_out, load_splits
-    from training.run import in_memory_model, train_model
-    from training.segmentation import get_segmenter
+    from training.train.evaluate import score_spans
+    from training.data.splits import leave_one_out, load_splits
+    from training.train.export import in_memory_model
+    from training.train.loop import train_model
+    from training.text.segmentation import get_segmenter
 
     started = time.perf_counter()
     config = _config([f"model.tiny.epochs={cv_epochs}", "run_name=ute-cv", *extra])
@@ -154,10 +155,11 @@ def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
 
 def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, base_sentences: int,
                      base_epochs: int, dev_sentences: int, extra: list[str]) -> tuple[str, float]:
-    from training.evaluate import score_spans
+    from training.train.evaluate import score_spans
     from benchmarks.synthetic import write_corpus
-    from training.readers import read_corpus
-    from training.run import in_memory_model, train_model
+    from training.data.readers import read_corpus
+    from training.train.export import in_memory_model
+    from training.train.loop import train_model
 
     started = time.perf_counter()
     paths = write_corpus(WORK / "synthetic", n_sentences, seed=0)
@@ -187,7 +189,7 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
             shutil.rmtree(run_dir, ignore_errors=True)
             print(f"{name} {'bf16' if bf16 else 'fp32'}: {results[bf16][0]:.0f} tokens/s, "
                   f"{results[bf16][1]:.1f} s, dev F1 {f1:.3f}", flush=True)
-        (t32, s32, f32, _), (t16, s16, f16, used) = results[False], results[True]
+        (t32, s32, f32, _), (t16, s16, f16, _) = results[False], results[True]
         rows.append([name, f"{n_train} x {epochs}", f"{t32:.0f}", f"{t16:.0f}", f"{t16 / t32:.2f}x",
                      f"{s32:.1f} / {s16:.1f}", f"{f32:.3f} / {f16:.3f}"])
     header = ["backbone", "train sents x epochs", "fp32 tok/s", "bf16 tok/s", "bf16/fp32",

@@ -32,7 +32,7 @@ _TAG = re.compile(r"<(/?)([A-Z]+)>")
 
 def parse_marked(line: str, where: str):
     """`<PER>Lê Hùng</PER> đến <LOC>Huế</LOC>.` -> (text, [RawSpan]); ValueError names `where`."""
-    from training.readers import RawSpan
+    from training.data.validation import RawSpan
 
     text, spans, position, opened = "", [], 0, None
     for match in _TAG.finditer(line):
@@ -53,20 +53,20 @@ def parse_marked(line: str, where: str):
 
 def read_marked(paths) -> list:
     """Documents (one per sentence, `source` = the domain file), validated by the readers."""
-    from training.readers import _finish, _Problems, build_document
-    from training.schema import read_labeling_config
+    from training.data.validation import Problems, build_document, finish
+    from training.text.schema import read_labeling_config
 
     labels = read_labeling_config(ROOT / "annotations" / "labeling_config.xml").labels
     documents = []
     for path in sorted(paths):
-        problems, in_file = _Problems(path), []
+        problems, in_file = Problems(path), []
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, 1):
             if line.strip():
                 text, spans = parse_marked(line, f"{path}: line {number}")
                 in_file.append(build_document(text, spans, task_id=f"line {number}", source=Path(path).stem,
                                               problems=problems, schema_labels=labels))
-        documents += _finish(in_file, problems).documents  # raises AnnotationError naming file, line, span
+        documents += finish(in_file, problems).documents  # raises AnnotationError naming file, line, span
     return documents
 
 

@@ -16,21 +16,21 @@ GOLD = ANNOTATIONS / "gold_export.json"
 
 @pytest.fixture(scope="session")
 def schema():
-    from training.schema import read_labeling_config
+    from training.text.schema import read_labeling_config
 
     return read_labeling_config(ANNOTATIONS / "labeling_config.xml")
 
 
 @pytest.fixture(scope="session")
 def gold(schema):
-    from training.readers import read_corpus
+    from training.data.readers import read_corpus
 
     return read_corpus(GOLD, schema=schema)
 
 
 @pytest.fixture(scope="session")
 def segmenter():
-    from training.segmentation import get_segmenter
+    from training.text.segmentation import get_segmenter
 
     return get_segmenter("underthesea")
 
@@ -57,7 +57,7 @@ ROOT_CONFIG = ROOT / "configs" / "tiny.yaml"
 
 def tiny_config(tmp_dir: Path, *overrides: str):
     """The tiny config on a small budget, writing under `tmp_dir`."""
-    from training.config import load_config
+    from training.train.config import load_config
 
     return load_config(ROOT_CONFIG, [
         f"data.train={GOLD}", f"data.labeling_config={ANNOTATIONS / 'labeling_config.xml'}",
@@ -69,7 +69,7 @@ def tiny_config(tmp_dir: Path, *overrides: str):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """One tiny model trained on the gold corpus, shared by the inference tests."""
-    from training.run import run_once
+    from training.train.pipeline import run_once
 
     tmp = tmp_path_factory.mktemp("tiny")
     return run_once(tiny_config(tmp), resume=False)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from training.bio import is_valid_iob2
+from training.text.bio import is_valid_iob2
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_synthetic_sentences_are_valid_iob2_with_mentions_from_their_pool(pool):
 
 def test_synthetic_corpus_files_read_back_and_test_articles_are_disjoint(gold, segmenter, tmp_path):
     from benchmarks.synthetic import write_corpus
-    from training.readers import read_corpus
+    from training.data.readers import read_corpus
 
     paths = write_corpus(tmp_path, 120, seed=0, documents=gold.documents, segmenter=segmenter)
     sources = {}
@@ -77,8 +77,8 @@ def test_crf_features_and_shapes():
 
 
 def test_score_spans_matches_exact_span_matching():
-    from training.documents import Document, Span
-    from training.evaluate import score_spans
+    from training.text.documents import Document, Span
+    from training.train.evaluate import score_spans
 
     text = "Ông Nguyễn Văn A đến Hà Nội ."
     doc = Document("d", text, [Span(4, 16, "PER", "Nguyễn Văn A"), Span(21, 27, "LOC", "Hà Nội")])

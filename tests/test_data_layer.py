@@ -7,12 +7,13 @@ import zlib
 import pytest
 
 from conftest import FIXTURES, GOLD, make_task, write_export
-from training.bio import is_valid_iob2, repair_tags, spans_to_tags, tags_to_spans
-from training.documents import Span, normalize_nfc
-from training.readers import AnnotationError, read_corpus
-from training.schema import DEFAULT_LABELS, LabelSchema, read_labeling_config
-from training.segmentation import RegexSegmenter
-from training.sentences import document_sentences, sentences_to_spans, split_at_boundaries, split_to_fit
+from training.text.bio import is_valid_iob2, repair_tags, spans_to_tags, tags_to_spans
+from training.text.documents import Span, normalize_nfc
+from training.data.readers import AnnotationError, read_corpus
+from training.text.schema import DEFAULT_LABELS, LabelSchema, read_labeling_config
+from training.text.segmentation import RegexSegmenter
+from training.data.sentences import document_sentences, split_at_boundaries
+from training.model.encoding import fit_windows
 
 TEXT = "Thứ trưởng Đỗ Hùng Việt dẫn đầu đoàn Việt Nam tại Viêng Chăn (Lào)."
 
@@ -50,7 +51,7 @@ def test_gold_round_trip_spans_to_bio_to_spans(gold, segmenter):
     for doc in gold.documents:
         sentences = document_sentences(doc, segmenter)
         assert all(is_valid_iob2(s.tags) for s in sentences)
-        assert set(sentences_to_spans(sentences)) == set(doc.spans), doc.source
+        assert {s for sentence in sentences for s in tags_to_spans(sentence.words, sentence.tags, sentence.text)} == set(doc.spans), doc.source
 
 
 def test_segmenter_word_crossing_a_span_is_split_at_the_gold_boundary(segmenter):
@@ -232,7 +233,7 @@ def test_public_formats_round_trip_tags(name):
         (sentence,) = document_sentences(doc, RegexSegmenter())  # given words are kept
         assert sentence.tags == tags
         assert "_".join(sentence.surfaces()).count("_") >= len(tags) - 1
-        assert set(sentences_to_spans([sentence])) == set(doc.spans)
+        assert set(tags_to_spans(sentence.words, sentence.tags, sentence.text)) == set(doc.spans)
 
 
 def test_conll_tag_column_and_unmapped_types():
@@ -267,16 +268,25 @@ def test_spans_that_do_not_align_are_refused():
         spans_to_tags([(0, 5)], [Span(0, 3, "PER")])
 
 
-def test_long_sentences_are_split_to_fit_without_cutting_entities(gold, segmenter):
+class TwoTokenWords:
+    """Stands in for WordPieces: every word costs two sub-tokens."""
+
+    def count(self, word: str) -> int:
+        return 2
+
+
+def test_long_sentences_are_cut_into_windows_without_cutting_entities(gold, segmenter):
     doc = gold.documents[0]
     (sentence,) = [s for s in document_sentences(doc, segmenter) if len(s.words) > 60][:1]
-    pieces = split_to_fit(sentence, count_tokens=lambda w: 2, max_tokens=20)
-    assert len(pieces) > 1
-    assert sum(len(p.words) for p in pieces) == len(sentence.words)
-    for piece in pieces:
-        assert sum(2 for _ in piece.words) <= 20
-        assert not piece.tags[0].startswith("I-")
-    assert set(sentences_to_spans(pieces)) == set(sentences_to_spans([sentence]))
+    windows = fit_windows(TwoTokenWords(), sentence.surfaces(), max_length=22, tags=sentence.tags)
+    assert len(windows) > 1
+    assert windows[0][0] == 0 and windows[-1][1] == len(sentence.words)
+    assert all(end == begin for (_, end), (begin, _) in zip(windows, windows[1:]))  # contiguous, in order
+    for begin, end in windows:
+        assert 2 * (end - begin) <= 20
+        assert not sentence.tags[begin].startswith("I-")
+    pieces = [tags_to_spans(sentence.words[a:b], sentence.tags[a:b], sentence.text) for a, b in windows]
+    assert {s for spans in pieces for s in spans} == set(tags_to_spans(sentence.words, sentence.tags, sentence.text))
 
 
 def test_stats_command_prints_counts(capsys):
@@ -295,7 +305,7 @@ def test_labeling_config_errors_name_the_file(tmp_path):
 
 
 def test_word_shapes_and_their_token_type_ids():
-    from training.encoding import SHAPES, WordPieces, encode_words, word_shape
+    from training.model.encoding import SHAPES, WordPieces, encode_words, word_shape
 
     shapes = {w: SHAPES[word_shape(w)] for w in
               ["Việt_Nam", "Thứ_trưởng", "ASEAN", "họp", "23.7", ",", "Timor-Leste", "AMM-57", "Đỗ_Hùng_Việt"]}
@@ -318,8 +328,8 @@ def test_word_shapes_and_their_token_type_ids():
 
 
 def test_word_features_are_stable_fixed_width_and_see_the_neighbours():
-    from training.encoding import WordPieces, encode_words
-    from training.word_features import MAX_FEATURES, feature_strings, fine_shape, hashed_features
+    from training.model.encoding import WordPieces, encode_words
+    from training.model.word_features import MAX_FEATURES, feature_strings, fine_shape, hashed_features
 
     words = ["Thứ_trưởng", "Đỗ", "Hùng_Việt", "dự", "họp", "ngày", "23/7/2024", "."]
     strings = feature_strings(words)

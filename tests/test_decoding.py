@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from training.bio import is_valid_iob2
-from training.crf import LinearChainCRF, word_emissions
-from training.decoding import transition_mask, viterbi
-from training.schema import LabelSchema
-from training.sentences import LabelledSentence
+from training.text.bio import is_valid_iob2
+from training.model.crf import LinearChainCRF, word_emissions
+from training.model.decoding import transition_mask, viterbi
+from training.text.schema import LabelSchema
+from training.model.encoding import fit_windows
 
 TAGS = LabelSchema(("ORG", "PER", "LOC")).bio_tags()
 
@@ -41,9 +41,9 @@ def test_tagger_with_word_features_decodes_valid_sequences(head):
     """Both heads, emissions = encoder + word features, random weights: never invalid."""
     from transformers import RobertaConfig, RobertaForTokenClassification
 
-    from training.encoding import pad_batch
-    from training.tagger import TokenTagger
-    from training.word_features import MAX_FEATURES, WordFeatureEmissions
+    from training.model.encoding import pad_batch
+    from training.model.tagger import TokenTagger
+    from training.model.word_features import MAX_FEATURES, WordFeatureEmissions
 
     torch.manual_seed(1)
     encoder = RobertaForTokenClassification(RobertaConfig(
@@ -58,7 +58,7 @@ def test_tagger_with_word_features_decodes_valid_sequences(head):
     assert batch["word_features"].shape == (3, 12, MAX_FEATURES)
     logits = tagger(**batch).logits
     start, trans = transition_mask(TAGS)
-    from training.decoding import best_path
+    from training.model.decoding import best_path
 
     for row, item in enumerate(rows):
         path = best_path(logits[row, : len(item["input_ids"])], start, trans, tagger.crf)
@@ -71,10 +71,10 @@ def test_feature_warm_start_fits_the_training_sentences(head):
     through the context and shape features to a name it never saw."""
     from transformers import RobertaConfig, RobertaForTokenClassification
 
-    from training.encoding import IGNORE_INDEX
-    from training.feature_crf import fit_features
-    from training.tagger import TokenTagger
-    from training.word_features import MAX_FEATURES, WordFeatureEmissions, hashed_features
+    from training.model.encoding import IGNORE_INDEX
+    from training.train.feature_crf import fit_features
+    from training.model.tagger import TokenTagger
+    from training.model.word_features import MAX_FEATURES, WordFeatureEmissions, hashed_features
 
     tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     encoder = RobertaForTokenClassification(RobertaConfig(
@@ -98,7 +98,7 @@ def test_feature_warm_start_fits_the_training_sentences(head):
     assert result.evaluations > 1 and result.loss < 1.0
     assert tagger.word_features.weights.weight.abs().sum() > 0
     start, trans = transition_mask(tags)
-    from training.decoding import best_path
+    from training.model.decoding import best_path
 
     for words, gold in [sentences[0], sentences[7], (["Ông", "Đặng_Quốc_Khánh", "đến", "Hải_Phòng", "."],
                                                      ["O", "B-PER", "O", "B-LOC", "O"])]:
@@ -140,7 +140,7 @@ def test_word_emissions_packs_first_sub_tokens():
 @pytest.mark.slow
 def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, gold):
     from training import load_model
-    from training.run import run_once
+    from training.train.pipeline import run_once
 
     target = run_once(tiny_config(tmp_path, "model.head=crf", "model.tiny.word_shapes=true", "model.tiny.epochs=4",
                                   "model.word_features=true", "run_name=crf"), resume=False)
@@ -155,9 +155,11 @@ def test_crf_head_model_with_word_shapes_exports_loads_and_predicts(tmp_path, go
     for doc, entities in zip(gold.documents, model.predict([d.text for d in gold.documents])):
         for entity in entities:
             assert doc.text[entity.start:entity.end] == entity.text
-        windows = [w for words in model.segmenter.segment(doc.text)
-                   for w in model.fit(LabelledSentence("", doc.text, words, ["O"] * len(words)))]
-        for tagged in model.tag_sentences(windows):
+        windows = []
+        for words in model.segmenter.segment(doc.text):
+            surfaces = [doc.text[a:b] for a, b in words]
+            windows += [surfaces[a:b] for a, b in fit_windows(model.pieces, surfaces, model.max_length)]
+        for tagged in model.tag_words(windows):
             assert is_valid_iob2(tagged.tags)
     from training.inference import ModelLoadError
 

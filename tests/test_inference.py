@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import GOLD, ROOT, tiny_config
+from conftest import ROOT, tiny_config
 from training import Entity, ModelLoadError, load_model, predict
-from training.documents import Span
-from training.evaluate import score_spans
+from training.text.documents import Span
+from training.train.evaluate import score_spans
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_gold_articles_map_back_exactly(model, gold):
 
 def test_predict_output_scores_like_the_training_evaluation(model, tiny_model_dir, tmp_path):
     """seqeval over predict() output on the test split == metrics.json of the training run."""
-    from training.data import load_splits
+    from training.data.splits import load_splits
 
     splits = load_splits(tiny_config(tmp_path).data, 42)
     predicted = [[Span(e.start, e.end, e.label, e.text) for e in predict(doc.text, model=model)] for doc in splits.test]
@@ -111,7 +111,7 @@ def test_property_predict_never_raises_and_offsets_are_exact(model, text):
 
 
 def test_one_call_predict_loads_the_model_once(tiny_model_dir):
-    import training.inference as inference
+    import training.inference.model as inference
 
     first = predict("Việt Nam và Lào", model=tiny_model_dir)
     loaded = dict(inference._LOADED)

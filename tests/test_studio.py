@@ -6,7 +6,6 @@ Label Studio fetching predictions from it), and the one-line errors."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -102,7 +101,7 @@ def spans_by_source(corpus):
 
 
 def test_pull_equals_gold(pulled, gold, schema):
-    from training.readers import read_corpus
+    from training.data.readers import read_corpus
 
     corpus = read_corpus(pulled, schema=schema)
     assert len(corpus.documents) == 5
@@ -159,7 +158,7 @@ def test_pull_with_unknown_label_keeps_last_good_file(env, studio, tmp_path, cap
 # -- train on the pulled file, preannotate -------------------------------------------------------
 @pytest.fixture(scope="module")
 def pulled_model(pulled, tmp_path_factory):
-    from training.run import run_once
+    from training.train.pipeline import run_once
 
     tmp = tmp_path_factory.mktemp("pulled-model")
     return run_once(tiny_config(tmp, f"data.train={pulled}", "model.tiny.epochs=3"), resume=False)

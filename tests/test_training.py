@@ -1,20 +1,18 @@
 """Train, evaluate, export: python -m training.run end to end on small budgets."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, ROOT, tiny_config
-from training.backbone import BackboneError, load_backbone
-from training.config import ModelConfig
+from training.train.backbone import BackboneError, load_backbone
+from training.train.config import ModelConfig
 from training.inference import load_model
-from training.run import run_cv, run_once
+from training.train.pipeline import run_cv, run_once
 
 pytestmark = pytest.mark.slow
 EXPORTED = {"config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt", "bpe.codes",
@@ -40,7 +38,7 @@ def test_export_is_complete_and_loadable(tiny_model_dir):
 
 
 def test_splits_are_deterministic_from_the_seed(tiny_model_dir, tmp_path):
-    from training.data import load_splits
+    from training.data.splits import load_splits
 
     config = tiny_config(tmp_path)
     a, b = load_splits(config.data, 42), load_splits(config.data, 42)
@@ -93,10 +91,10 @@ def test_trains_on_a_conll_corpus_with_another_label_set(tmp_path):
 
 
 def test_a_failed_export_leaves_no_half_written_model(tmp_path, tiny_model_dir, monkeypatch):
-    import training.export
+    import training.train.export
 
     config = tiny_config(tmp_path, "model.tiny.epochs=1", "run_name=broken")
-    monkeypatch.setattr(training.export, "model_card", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(training.train.export, "model_card", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         run_once(config, resume=False)
     models = tmp_path / "models"
@@ -175,10 +173,10 @@ def test_masked_lm_warm_up_trains_the_encoder_on_extra_text(tmp_path):
     import torch
     from transformers import set_seed
 
-    from training.config import PretrainConfig
-    from training.pretrain import unlabelled_sentences, warm_up
-    from training.segmentation import get_segmenter
-    from training.tiny_backbone import build_tiny_backbone
+    from training.train.config import PretrainConfig
+    from training.train.pretrain import unlabelled_sentences, warm_up
+    from training.text.segmentation import get_segmenter
+    from training.train.tiny_backbone import build_tiny_backbone
 
     extra = tmp_path / "news.txt"
     extra.write_text("Bộ trưởng Ngoại giao Việt Nam dự Hội nghị ASEAN tại Lào.\n" * 20, encoding="utf-8")
@@ -196,7 +194,7 @@ def test_masked_lm_warm_up_trains_the_encoder_on_extra_text(tmp_path):
 
 
 def load_config_tiny():
-    from training.config import load_config
+    from training.train.config import load_config
 
     return load_config(ROOT / "configs" / "tiny.yaml")
 
@@ -204,7 +202,7 @@ def load_config_tiny():
 def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     from transformers import TrainerControl, TrainerState
 
-    from training import stopping
+    from training.train import stopping
 
     clock = [0.0]
     monkeypatch.setattr(stopping.time, "perf_counter", lambda: clock[0])
@@ -228,7 +226,7 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
 
 
 def test_tiny_learning_rates_shrink_with_the_square_root_of_the_corpus():
-    from training.run import learning_rate_scale
+    from training.train.loop import learning_rate_scale
 
     assert learning_rate_scale(40, 60) == learning_rate_scale(60, 60) == 1.0  # never scaled up
     assert learning_rate_scale(240, 60) == pytest.approx(0.5)
@@ -241,7 +239,7 @@ def test_early_stopping_counts_from_the_warm_start_bar():
     runs from the start of training, not from the encoder's own best epoch."""
     from transformers import TrainerControl, TrainerState
 
-    from training.stopping import EarlyStopping
+    from training.train.stopping import EarlyStopping
 
     def stopped_after(scores, **bar):
         stopper, control = EarlyStopping(patience=3, **bar), TrainerControl()
@@ -262,7 +260,7 @@ def test_time_budget_counts_work_before_the_trainer(monkeypatch):
     """The feature warm start runs before the Trainer; `since` charges it to the budget."""
     from transformers import TrainerControl, TrainerState
 
-    from training import stopping
+    from training.train import stopping
 
     clock = [0.0]
     monkeypatch.setattr(stopping.time, "perf_counter", lambda: clock[0])
@@ -285,7 +283,7 @@ def test_time_budget_counts_work_before_the_trainer(monkeypatch):
 def test_warm_start_is_kept_when_no_epoch_beats_it_on_dev(tmp_path):
     """An encoder that only hurts (a learning rate that blows it up) must not cost the
     user the feature CRF they would have had: the warm start is exported instead."""
-    from training.run import run_once
+    from training.train.pipeline import run_once
 
     target = run_once(tiny_config(tmp_path, "model.tiny.epochs=2", "model.tiny.learning_rate=1e4",
                                   "model.emission_dropout=0", "run_name=blown"), resume=False)
@@ -301,7 +299,7 @@ def test_warm_start_is_kept_when_no_epoch_beats_it_on_dev(tmp_path):
 
 
 def test_warm_start_dev_score_is_recorded(tiny_model_dir):
-    from training.run import keep_warm_start
+    from training.train.warm_start import keep_warm_start
 
     warm = json.loads((tiny_model_dir / "metrics.json").read_text())["warm_start"]
     assert 0.0 <= warm["dev_f1"] <= 1.0 and 0.0 <= warm["best_epoch_dev_f1"] <= 1.0
@@ -310,7 +308,7 @@ def test_warm_start_dev_score_is_recorded(tiny_model_dir):
 
 
 def test_an_epoch_must_beat_the_warm_start_by_one_standard_error():
-    from training.run import f1_standard_error, keep_warm_start
+    from training.train.warm_start import f1_standard_error, keep_warm_start
 
     se = f1_standard_error(0.9267, 2847)
     assert se == pytest.approx(0.00489, abs=1e-5)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .export import atomic_file
+from .common.atomic import atomic_file
 from .inference import ModelLoadError, load_model
 
 

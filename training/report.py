@@ -11,7 +11,7 @@ first trains the tiny offline model (about 10 s) into a temporary directory.
 
 Two data sources:
 - the corpus (`corpus_*`, `fig_entity_counts`, ...): a Label Studio export read
-  through `training.readers`, segmented as training segments it;
+  through `training.data.readers`, segmented as training segments it;
 - a model (`evaluate_model`, `fig_per_type_f1`, ...): an exported model directory,
   evaluated on its own test split (rebuilt from the config in its metadata.json)
   exactly as `training.evaluate` does, on the word grid shared by gold and prediction.
@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .bio import tags_to_spans
-from .documents import Document, Span
-from .readers import Corpus, read_corpus
-from .schema import LabelSchema, read_labeling_config
+from .text.bio import tags_to_spans
+from .text.documents import Document, Span
+from .data.readers import Corpus, read_corpus
+from .text.schema import LabelSchema, read_labeling_config
 
 PHOBERT_MAX_TOKENS = 256  # <s> + 254 content tokens + </s>
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
@@ -183,7 +183,7 @@ def warnings_table(corpus: Corpus, title: str = "Validation warnings") -> Table:
 def _colors(labels: Sequence[str]) -> dict[str, str]:
     """One colour per type in every plot: the corpus's five types in schema order, other
     label sets in sorted order, whatever order a plot lists them in."""
-    from .schema import DEFAULT_LABELS
+    from .text.schema import DEFAULT_LABELS
 
     ordered = list(DEFAULT_LABELS) if set(labels) <= set(DEFAULT_LABELS) else sorted(labels)
     return {label: PALETTE[ordered.index(label) % len(PALETTE)] for label in labels}
@@ -226,7 +226,7 @@ def fig_entity_counts(corpus: Corpus, labels: Sequence[str]):
 def _span_word_lengths(doc: Document, segmenter) -> list[tuple[Span, int]]:
     """Each gold span with its length in words (segmenter words, split at span edges
     exactly as training splits them)."""
-    from .sentences import document_sentences
+    from .data.sentences import document_sentences
 
     lengths = []
     for sentence in document_sentences(doc, segmenter):
@@ -336,9 +336,9 @@ def load_tokenizer(name_or_path: str | os.PathLike | None = None, corpus: Corpus
         raise ValueError("no PhoBERT tokenizer available offline; pass a corpus to build the tiny one")
     from transformers import PhobertTokenizer
 
-    from .config import TinyBackboneConfig
-    from .sentences import document_sentences
-    from .tiny_backbone import build_tokenizer_files
+    from .train.config import TinyBackboneConfig
+    from .data.sentences import document_sentences
+    from .train.tiny_backbone import build_tokenizer_files
 
     words = [w for doc in corpus.documents for s in document_sentences(doc, segmenter) for w in s.surfaces()]
     with tempfile.TemporaryDirectory(prefix="tiny-tokenizer-") as tmp:  # read at init: removable at once
@@ -350,8 +350,8 @@ def load_tokenizer(name_or_path: str | os.PathLike | None = None, corpus: Corpus
 def sentence_token_lengths(corpus: Corpus, segmenter, tokenizer) -> list[tuple[str, int]]:
     """(document, length in PhoBERT tokens incl. <s> and </s>) for every sentence as
     training builds it (gold-aligned, before splitting into 256-token windows)."""
-    from .encoding import WordPieces
-    from .sentences import document_sentences
+    from .model.encoding import WordPieces
+    from .data.sentences import document_sentences
 
     pieces = WordPieces(tokenizer)
     return [(document_name(doc), sum(pieces.count(w) for w in s.surfaces()) + 2)
@@ -394,7 +394,7 @@ def run_config(data: dict):
     the same validation as a YAML file."""
     import yaml
 
-    from .config import load_config
+    from .train.config import load_config
 
     with tempfile.TemporaryDirectory(prefix="run-config-") as tmp:
         path = Path(tmp) / "config.yaml"
@@ -420,8 +420,8 @@ def train_tiny_model(work_dir: str | os.PathLike | None = None, epochs: int = 8)
     and return its exported directory, under `work_dir`; by default a new temporary
     folder, removed when the process (the notebook's kernel) exits."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from .config import load_config
-    from .run import run_once
+    from .train.config import load_config
+    from .train.pipeline import run_once
 
     root = repo_root()
     if work_dir:
@@ -486,7 +486,7 @@ class Evaluation:
 
 def evaluation_documents(model_dir: str | os.PathLike) -> tuple[list[Document], str]:
     """The documents a model was evaluated on (its test split, else dev) and the split name."""
-    from .data import load_splits
+    from .data.splits import load_splits
 
     config = model_config(model_dir)
     splits = load_splits(config.data, config.seed)
@@ -496,7 +496,7 @@ def evaluation_documents(model_dir: str | os.PathLike) -> tuple[list[Document], 
 def evaluate_model(model, documents: Sequence[Document], split: str = "test") -> Evaluation:
     """`training.evaluate.score_documents` (the predict() path and its scoring grid),
     keeping the grid's sentences for the confusion matrix and the error pages."""
-    from .evaluate import score_documents
+    from .train.evaluate import score_documents
 
     scores = score_documents(model, documents)
     sentences = []
@@ -711,7 +711,7 @@ def worst_errors_html(evaluation: Evaluation, n: int = 5) -> HTML:
 # -- python -m training.report -----------------------------------------------------------
 def corpus_figures(export: str | os.PathLike = DEFAULT_EXPORT, tokenizer: str | None = None) -> dict:
     """name -> Figure for every corpus plot."""
-    from .segmentation import get_segmenter
+    from .text.segmentation import get_segmenter
 
     schema = load_schema()
     corpus = load_corpus(export, schema)

@@ -7,8 +7,8 @@ import argparse
 import sys
 from collections import Counter
 
-from .readers import FORMATS, AnnotationError, Corpus, read_corpus
-from .schema import LabelSchema, read_labeling_config
+from .data.readers import FORMATS, AnnotationError, Corpus, read_corpus
+from .text.schema import LabelSchema, read_labeling_config
 
 
 def count_table(corpus: Corpus, labels: tuple[str, ...]) -> str:

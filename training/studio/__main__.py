@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pull = commands.add_parser("pull", help="export the annotations (Label Studio JSON), validated, atomically",
                                description="Export the project's annotated tasks as a full Label Studio JSON export, "
-                                           "validate it with training.readers.read_corpus against --config, then "
+                                           "validate it with training.data.readers.read_corpus against --config, then "
                                            "replace --out atomically and print what changed since the previous file. "
                                            "An invalid export never replaces --out (it is kept as *.rejected.json).")
     _add_connection(pull)

@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..schema import LabelSchema
+from ..text.schema import LabelSchema
 from .sync import entities_to_result, missing_labels, schema_from_xml, task_score
 from .errors import StudioError
 

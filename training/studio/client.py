@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..export import atomic_file
+from ..common.atomic import atomic_file
 from .errors import StudioError
 from .sync import (ExportDiff, diff_corpora, entities_to_result, load_tasks, missing_labels, new_tasks,
                    schema_from_xml, task_key, task_score)
@@ -155,7 +155,7 @@ class Studio:
 
     # -- push -------------------------------------------------------------------------------
     def push(self, title: str, config_path: str | Path, task_paths: Sequence[str | Path]) -> PushReport:
-        from ..schema import read_labeling_config
+        from ..text.schema import read_labeling_config
 
         config_path = Path(config_path)
         try:
@@ -185,8 +185,8 @@ class Studio:
             raise StudioError(f"the export of project {project_id} is not JSON ({exc}); nothing written") from None
 
     def pull(self, title: str, config_path: str | Path, out: str | Path, all_tasks: bool = False) -> PullReport:
-        from ..readers import AnnotationError, read_corpus
-        from ..schema import read_labeling_config
+        from ..data.readers import AnnotationError, read_corpus
+        from ..text.schema import read_labeling_config
 
         try:
             schema = read_labeling_config(config_path)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..schema import LabelSchema, read_labeling_config
+from ..text.schema import LabelConfigError, LabelSchema, parse_labeling_config
 from .errors import StudioError
 
 
@@ -75,18 +72,9 @@ def new_tasks(tasks: Iterable[dict], existing_keys: set[str], text_key: str = "t
 def schema_from_xml(xml: str, where: str) -> LabelSchema:
     """Read a labeling config given as text (e.g. a project's) with the project's reader."""
     try:
-        ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise StudioError(f"{where}: labeling config is not valid XML: {exc}") from exc
-    handle, name = tempfile.mkstemp(suffix=".xml")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(xml)
-        return read_labeling_config(name)
-    except ValueError as exc:
-        raise StudioError(f"{where}: {str(exc).replace(name, 'labeling config')}") from exc
-    finally:
-        os.unlink(name)
+        return parse_labeling_config(xml, where)
+    except LabelConfigError as exc:
+        raise StudioError(str(exc)) from exc
 
 
 def missing_labels(project_schema: LabelSchema, needed: Iterable[str]) -> list[str]:

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import unicodedata
 import zlib
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
-FEATURES_FILE = "word_features.safetensors"
 # the feature strings a saved table was trained on: bump on any change to feature_strings(),
 # so that load_model() refuses a table whose rows would now mean other features
 TEMPLATE_VERSION = 3
@@ -128,19 +126,3 @@ class WordFeatureEmissions(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.weights(ids).sum(dim=-2)
-
-    def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
-        save_file({"weights": self.weights.weight.detach().float().cpu().contiguous()}, str(path))
-
-    @classmethod
-    def load(cls, path: Path, num_labels: int) -> "WordFeatureEmissions":
-        from safetensors.torch import load_file
-
-        weights = load_file(str(path))["weights"]
-        if weights.shape[1] != num_labels:
-            raise ValueError(f"{path}: weights for {weights.shape[1]} labels, the model has {num_labels}")
-        module = cls(weights.shape[0], num_labels)
-        module.weights.weight.data.copy_(weights)
-        return module

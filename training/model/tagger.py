@@ -14,15 +14,14 @@ training-only imports.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from .crf import CRF_FILE, LinearChainCRF, word_emissions
+from .crf import LinearChainCRF, word_emissions
 from .encoding import IGNORE_INDEX
-from .word_features import FEATURES_FILE, WordFeatureEmissions
+from .word_features import WordFeatureEmissions
 
 
 class TokenTagger(nn.Module):
@@ -62,13 +61,6 @@ class TokenTagger(nn.Module):
     @property
     def feature_buckets(self) -> int:
         return self.word_features.buckets if self.word_features is not None else 0
-
-    def save(self, directory: Path) -> None:
-        self.encoder.save_pretrained(directory)
-        if self.crf is not None:
-            self.crf.save(directory / CRF_FILE)
-        if self.word_features is not None:
-            self.word_features.save(directory / FEATURES_FILE)
 
     def parameter_groups(self, learning_rate: float, weight_decay: float, feature_learning_rate: float) -> list[dict]:
         """AdamW groups: matrices decay, biases and norms do not (as the Trainer does), and

@@ -13,7 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import torch
+
+from .word_features import MAX_FEATURES, hashed_features
+
 IGNORE_INDEX = -100
+
+# PhoBERT: 258 positions = 256 tokens, of which <s> and </s> take two.
+MAX_CONTENT_TOKENS = 254
 
 # Word shapes, the capitalisation/digit/punctuation pattern a feature CRF relies on.
 # A backbone whose config says `word_shapes: true` reads them as token_type_ids (the
@@ -108,8 +115,6 @@ def encode_words(pieces: WordPieces, words: Sequence[str], max_length: int = 256
     shapes.append(0)
     encoded = EncodedSentence(input_ids, first_token, shapes)
     if feature_buckets:
-        from .word_features import MAX_FEATURES, hashed_features
-
         rows = [[0] * MAX_FEATURES for _ in input_ids]
         for position, ids in zip(first_token, hashed_features(words, feature_buckets)):
             rows[position][: len(ids)] = ids
@@ -130,8 +135,6 @@ def model_features(encoded: EncodedSentence, word_shapes: bool) -> dict[str, lis
 def pad_batch(features: Sequence[dict], pad_id: int) -> dict:
     """Right-pad a batch of `model_features` dicts (plus `labels`) into tensors: the
     Trainer's collator and predict()'s batches."""
-    import torch
-
     width = max(len(f["input_ids"]) for f in features)
     fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
     batch = {}
@@ -150,3 +153,40 @@ def label_positions(encoded: EncodedSentence, label_ids: Sequence[int]) -> list[
     for position, label in zip(encoded.first_token, label_ids):
         labels[position] = label
     return labels
+
+
+def fit_windows(pieces: WordPieces, words: Sequence[str], max_length: int,
+                tags: Sequence[str] | None = None) -> list[tuple[int, int]]:
+    """Word ranges `[begin, end)` of at most `max_length - 2` sub-tokens (and at most
+    PhoBERT's 254), covering `words` in order: the one windowing rule of training,
+    masked-LM warm-up and prediction, so a model always sees text cut the way it was
+    trained on.
+
+    Cuts go at the last word boundary that fits and is not inside an entity (with
+    `tags`, an `I-` word is never the first of a window), preferring one right after
+    punctuation. A single word longer than the limit is kept alone (`encode_words`
+    truncates its sub-tokens; its first sub-token still carries the label).
+    """
+    max_tokens = min(MAX_CONTENT_TOKENS, max_length - 2)
+    costs = [max(1, pieces.count(w)) for w in words]
+    n = len(costs)
+    if sum(costs) <= max_tokens:
+        return [(0, n)]
+    ranges: list[tuple[int, int]] = []
+    begin = 0
+    while begin < n:
+        total, end = 0, begin
+        while end < n and total + costs[end] <= max_tokens:
+            total += costs[end]
+            end += 1
+        if end == n:
+            cut = n
+        else:
+            end = max(end, begin + 1)
+            candidates = [c for c in range(begin + 1, end + 1)
+                          if c == n or tags is None or not tags[c].startswith("I-")]
+            punctuated = [c for c in candidates if not words[c - 1][-1:].isalnum()]
+            cut = (punctuated or candidates or [end])[-1]
+        ranges.append((begin, cut))
+        begin = cut
+    return ranges

@@ -2,13 +2,12 @@
 
 The encoder's logits at each word's first sub-token are the emissions; the CRF adds
 learned start/transition/end scores, with invalid IOB2 moves fixed at -1e4 during both
-training and Viterbi decoding. Needs only torch and safetensors, so the inference
-module loads it without training-only imports.
+training and Viterbi decoding. Torch only: the exported model
+format (artifact.py) saves and loads its parameters.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -16,8 +15,6 @@ from torch import nn
 
 from .decoding import transition_mask, viterbi
 from .encoding import IGNORE_INDEX
-
-CRF_FILE = "crf.safetensors"
 
 
 class LinearChainCRF(nn.Module):
@@ -59,19 +56,6 @@ class LinearChainCRF(nn.Module):
     def decode(self, emissions: torch.Tensor) -> list[int]:
         start, trans, end = self.constrained()
         return viterbi(emissions, start, trans, end)
-
-    def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}, str(path))
-
-    @classmethod
-    def load(cls, path: Path, tags: Sequence[str]) -> "LinearChainCRF":
-        from safetensors.torch import load_file
-
-        crf = cls(tags)
-        crf.load_state_dict(load_file(str(path)))
-        return crf
 
 
 def word_emissions(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

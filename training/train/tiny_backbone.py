@@ -13,7 +13,7 @@ import collections
 from pathlib import Path
 from typing import Iterable
 
-from .encoding import SHAPES
+from ..model.encoding import SHAPES
 
 END = "</w>"
 

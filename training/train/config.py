@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..data.config import DataConfig
+
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -29,26 +31,9 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: invalid config:\n  " + "\n  ".join(problems))
 
 
-@dataclass
-class SplitConfig:
-    """How documents are split when `data.dev`/`data.test` are not given: a count of
-    documents (>= 1) or a fraction (< 1), chosen deterministically from the seed."""
-
-    dev: float = 1
-    test: float = 1
-
-
-@dataclass
-class DataConfig:
-    train: str = "annotations/gold_export.json"
-    dev: str | None = None
-    test: str | None = None
-    format: Literal["auto", "labelstudio", "labelstudio-min", "conll", "jsonl"] = "auto"
-    labeling_config: str | None = "annotations/labeling_config.xml"
-    labels: list[str] | None = None  # overrides the labeling config / the data
-    label_map: dict[str, str | None] = field(default_factory=dict)
-    tag_column: int = -1  # CoNLL column holding the tag
-    split: SplitConfig = field(default_factory=SplitConfig)
+def checked(default: Any, check) -> Any:
+    """A field whose values must pass `check` (None always passes where the type allows it)."""
+    return field(default=default, metadata={"check": check})
 
 
 @dataclass
@@ -63,53 +48,54 @@ class TinyBackboneConfig:
     trained from scratch needs its own learning rate, epochs and time budget: these replace
     `train.learning_rate`/`train.epochs`/`train.max_minutes` whenever the tiny backbone is used."""
 
-    vocab_size: int = 3000
-    hidden_size: int = 256
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    intermediate_size: int = 512
+    vocab_size: int = checked(3000, lambda v: v >= 100)
+    hidden_size: int = checked(256, lambda v: v > 0)
+    num_hidden_layers: int = checked(2, lambda v: v > 0)
+    num_attention_heads: int = checked(4, lambda v: v > 0)
+    intermediate_size: int = checked(512, lambda v: v > 0)
     word_shapes: bool = True  # word shape classes as token_type_ids (capitalisation, digits...)
     lowercase: bool = False  # lower-case words for the tokenizer (case then comes from the shapes)
-    learning_rate: float = 2e-3
+    learning_rate: float = checked(2e-3, lambda v: v > 0)
     # the learning rates (this one and model.feature_learning_rate) suit this many training
     # sentences (the five articles' folds); above it they are scaled by sqrt(reference / n)
-    reference_sentences: int | None = 60
-    epochs: float = 40
-    max_minutes: float | None = 12  # keeps a 5,000-sentence corpus under 15 minutes end to end on 2 cores
+    reference_sentences: int | None = checked(60, lambda v: v > 0)
+    epochs: float = checked(40, lambda v: v > 0)
+    max_minutes: float | None = checked(12, lambda v: v > 0)  # time budget of the training loop
 
 
 @dataclass
 class ModelConfig:
     name_or_path: str = "vinai/phobert-base-v2"  # hub id, local directory, or "tiny"
     fallback: Literal["tiny", "error"] = "tiny"
-    head: Literal["softmax", "crf"] = "softmax"  # crf: linear-chain CRF over word emissions
+    head: Literal["softmax", "crf"] = "crf"  # crf: linear-chain CRF over word emissions
     # hashed word features (identity, affixes, shape, ±2 window) added to the emissions;
     # auto: on for the tiny offline backbone, off for a pretrained one
     word_features: Literal["auto", True, False] = "auto"
-    feature_buckets: int = 1 << 18
-    feature_learning_rate: float = 1e-2  # the feature table's own rate (synthetic, warm start L2 0.05: 0.822; 1e-3: 0.814)
-    emission_dropout: float = 0.3  # share of words whose encoder emissions are dropped in training (synthetic: 0.817 -> 0.846)
+    feature_buckets: int = checked(1 << 18, lambda v: v >= 2)
+    feature_learning_rate: float = checked(1e-2, lambda v: v > 0)  # the feature table's own rate
+    # share of words whose encoder emissions are dropped in training, so the features also tag alone
+    emission_dropout: float = checked(0.3, lambda v: 0 <= v < 1)
     # fit the feature table (and CRF transitions) alone first, as a feature CRF (feature_crf.py)
     feature_warm_start: bool = True
-    feature_l2: float = 0.2  # its L2 penalty on the summed loss, as crfsuite's c2 (synthetic: 0.822 at 0.05, 0.846 at 0.2)
-    max_length: int = 256
+    feature_l2: float = checked(0.2, lambda v: v >= 0)  # its L2 penalty on the summed loss, as crfsuite's c2
+    max_length: int = checked(256, lambda v: 8 <= v <= 4096)
     tiny: TinyBackboneConfig = field(default_factory=TinyBackboneConfig)
 
 
 @dataclass
 class TrainConfig:
-    epochs: float = 10
-    batch_size: int = 16
-    eval_batch_size: int = 32
-    learning_rate: float = 5e-5
+    epochs: float = checked(10, lambda v: v > 0)
+    batch_size: int = checked(16, lambda v: v > 0)
+    eval_batch_size: int = checked(32, lambda v: v > 0)
+    learning_rate: float = checked(5e-5, lambda v: v > 0)
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    gradient_accumulation_steps: int = 1
-    early_stopping_patience: int = 5
-    max_minutes: float | None = None  # time budget: no epoch starts that would end past it
+    warmup_ratio: float = checked(0.1, lambda v: 0 <= v < 1)
+    gradient_accumulation_steps: int = checked(1, lambda v: v > 0)
+    early_stopping_patience: int = checked(5, lambda v: v >= 0)
+    max_minutes: float | None = checked(None, lambda v: v > 0)  # time budget: no epoch starts that would end past it
     bf16: Literal["auto", True, False] = "auto"
     logging_steps: int = 10
-    num_threads: int | None = None  # torch threads; None: torch's default
+    num_threads: int | None = checked(None, lambda v: v > 0)  # torch threads; None: torch's default
 
 
 @dataclass
@@ -118,23 +104,23 @@ class PretrainConfig:
     text plus unlabelled UTF-8 text files (domain-adaptive pre-training for a real
     PhoBERT; the from-scratch tiny backbone needs it more). epochs 0 turns it off."""
 
-    epochs: float = 0
+    epochs: float = checked(0, lambda v: v >= 0)
     texts: list[str] = field(default_factory=list)
-    mlm_probability: float = 0.15
-    learning_rate: float | None = None  # None: the fine-tuning learning rate
-    batch_size: int = 32
+    mlm_probability: float = checked(0.15, lambda v: 0 < v < 1)
+    learning_rate: float | None = checked(None, lambda v: v > 0)  # None: the fine-tuning learning rate
+    batch_size: int = checked(32, lambda v: v > 0)
 
 
 @dataclass
 class OutputConfig:
     dir: str = "models"
     checkpoints: str = "build/checkpoints"
-    save_total_limit: int = 2
+    save_total_limit: int = checked(2, lambda v: v >= 1)
 
 
 @dataclass
 class RunConfig:
-    run_name: str = "phobert-asean"
+    run_name: str = checked("phobert-asean", lambda v: bool(v) and "/" not in v and not v.startswith("."))
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -145,32 +131,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_CHECKS = {
-    "train.epochs": lambda v: v > 0,
-    "train.batch_size": lambda v: v > 0,
-    "train.eval_batch_size": lambda v: v > 0,
-    "train.learning_rate": lambda v: v > 0,
-    "train.warmup_ratio": lambda v: 0 <= v < 1,
-    "train.gradient_accumulation_steps": lambda v: v > 0,
-    "train.early_stopping_patience": lambda v: v >= 0,
-    "train.max_minutes": lambda v: v is None or v > 0,
-    "model.tiny.max_minutes": lambda v: v is None or v > 0,
-    "model.tiny.reference_sentences": lambda v: v is None or v > 0,
-    "train.num_threads": lambda v: v is None or v > 0,
-    "model.max_length": lambda v: 8 <= v <= 4096,
-    "model.feature_buckets": lambda v: v >= 2,
-    "model.feature_learning_rate": lambda v: v > 0,
-    "model.emission_dropout": lambda v: 0 <= v < 1,
-    "model.feature_l2": lambda v: v >= 0,
-    "pretrain.epochs": lambda v: v >= 0,
-    "pretrain.mlm_probability": lambda v: 0 < v < 1,
-    "pretrain.batch_size": lambda v: v > 0,
-    "data.split.dev": lambda v: v >= 0,
-    "data.split.test": lambda v: v >= 0,
-    "run_name": lambda v: bool(v) and "/" not in v and not v.startswith("."),
-}
 
 
 def _describe(tp: Any) -> str:
@@ -239,6 +199,7 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
         return cls()
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    checks = {f.name: f.metadata["check"] for f in dataclasses.fields(cls) if "check" in f.metadata}
     kwargs = {}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
@@ -248,7 +209,7 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
             problems.append(f"{path}: unknown key{hint}; known: {', '.join(names)}")
             continue
         converted = _convert(value, hints[key], path, problems)
-        check = _CHECKS.get(path)
+        check = checks.get(key)
         if converted is not None and check is not None and not check(converted):
             problems.append(f"{path}: value {value!r} is out of range")
         kwargs[key] = converted
@@ -291,8 +252,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
                 node[key] = {}
             node = node[key]
         node[keys[-1]] = value
+    return config_from_dict(raw, source + (" with overrides" if overrides else ""))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config given as a mapping (as `to_dict` writes it); errors name `source`."""
     problems: list[str] = []
     config = _build(RunConfig, raw, "", problems)
     if problems:
-        raise ConfigError(source + (" with overrides" if overrides else ""), problems)
+        raise ConfigError(source, problems)
     return config

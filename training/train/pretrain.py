@@ -9,34 +9,33 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from ..model.encoding import encode_words, fit_windows, model_features, uses_word_shapes, word_pieces
+from ..text.segmentation import Segmenter, word_surface
 from .config import PretrainConfig
-from .encoding import encode_words, model_features, uses_word_shapes, word_pieces
-from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
 
 log = logging.getLogger(__name__)
 
 
-def unlabelled_sentences(paths: list[str], segmenter) -> list[LabelledSentence]:
+def unlabelled_sentences(paths: list[str], segmenter: Segmenter) -> list[list[str]]:
+    """The words of each sentence of unlabelled UTF-8 text files."""
     sentences = []
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
-        for words in segmenter.segment(text):
-            sentences.append(LabelledSentence(path, text, words, ["O"] * len(words)))
+        sentences += [[word_surface(text, word) for word in words] for words in segmenter.segment(text)]
     return sentences
 
 
-def warm_up(model, tokenizer, sentences: list[LabelledSentence], settings: PretrainConfig,
+def warm_up(model, tokenizer, sentences: list[list[str]], settings: PretrainConfig,
             learning_rate: float, seed: int, bf16: bool, output_dir: Path, max_length: int) -> dict:
-    """Train `model`'s encoder with masked-LM on `sentences`; returns the Trainer's metrics."""
-    import torch
-    from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer,
-                              TrainingArguments)
-
+    """Train `model`'s encoder with masked-LM on sentences of words; returns the Trainer's metrics."""
     pieces = word_pieces(tokenizer, model.config)
     features = []
-    for sentence in sentences:
-        for piece in split_to_fit(sentence, pieces.count, min(MAX_CONTENT_TOKENS, max_length - 2)):
-            encoded = encode_words(pieces, piece.surfaces(), max_length)
+    for words in sentences:
+        for begin, end in fit_windows(pieces, words, max_length):
+            encoded = encode_words(pieces, words[begin:end], max_length)
             features.append(model_features(encoded, uses_word_shapes(model.config)))
     mlm = AutoModelForMaskedLM.from_config(model.config)
     setattr(mlm, mlm.base_model_prefix, model.base_model)  # share the encoder

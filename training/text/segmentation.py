@@ -146,10 +146,6 @@ _REGISTRY: dict[str, Callable[..., Segmenter]] = {
 }
 
 
-def register_segmenter(name: str, factory: Callable[..., Segmenter]) -> None:
-    _REGISTRY[name] = factory
-
-
 def get_segmenter(name: str = "underthesea", **settings) -> Segmenter:
     try:
         factory = _REGISTRY[name]

@@ -1,4 +1,4 @@
-"""Documents with character spans -> word-segmented, BIO-labelled sentences (and back).
+"""Documents with character spans -> word-segmented, BIO-labelled sentences.
 
 Gold spans win over the segmenter: a word that crosses a span boundary (underthesea
 joins `SOM ASEAN` into one word) is split there, and sentences that a span crosses are
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .bio import spans_to_tags, tags_to_spans
-from .documents import Document, Span
-from .segmentation import Segmenter, WordRange, word_surface
-
-# PhoBERT: 258 positions = 256 tokens, of which <s> and </s> take two.
-MAX_CONTENT_TOKENS = 254
+from ..text.bio import spans_to_tags
+from ..text.documents import Document, Span
+from ..text.segmentation import Segmenter, WordRange, word_surface
 
 
 @dataclass
@@ -89,49 +86,3 @@ def document_sentences(doc: Document, segmenter: Segmenter) -> list[LabelledSent
         LabelledSentence(doc.id, doc.text, words, tags_within(words, doc.spans))
         for words in align_sentences(doc.text, raw, doc.spans)
     ]
-
-
-def sentences_to_spans(sentences: Sequence[LabelledSentence]) -> list[Span]:
-    """The inverse of `document_sentences` for one document's sentences."""
-    spans: list[Span] = []
-    for sentence in sentences:
-        spans += tags_to_spans(sentence.words, sentence.tags, sentence.text)
-    return spans
-
-
-def split_to_fit(
-    sentence: LabelledSentence,
-    count_tokens: Callable[[str], int],
-    max_tokens: int = MAX_CONTENT_TOKENS,
-) -> list[LabelledSentence]:
-    """Split a sentence into pieces of at most `max_tokens` sub-tokens.
-
-    Cuts go at the last word boundary that fits and is not inside an entity, preferring
-    one right after punctuation. A single word longer than the limit is kept alone (the
-    encoder truncates its sub-tokens; its first sub-token still carries the label).
-    """
-    surfaces = sentence.surfaces()
-    costs = [max(1, count_tokens(w)) for w in surfaces]
-    if sum(costs) <= max_tokens:
-        return [sentence]
-    pieces: list[LabelledSentence] = []
-    begin = 0
-    n = len(costs)
-    while begin < n:
-        total, end = 0, begin
-        while end < n and total + costs[end] <= max_tokens:
-            total += costs[end]
-            end += 1
-        if end == n:
-            cut = n
-        else:
-            end = max(end, begin + 1)
-            # candidate cuts: positions c in (begin, end] where word c does not continue an entity
-            candidates = [c for c in range(begin + 1, end + 1) if c == n or not sentence.tags[c].startswith("I-")]
-            punctuated = [c for c in candidates if not surfaces[c - 1][-1:].isalnum()]
-            cut = (punctuated or candidates or [end])[-1]
-        pieces.append(
-            LabelledSentence(sentence.doc_id, sentence.text, sentence.words[begin:cut], sentence.tags[begin:cut])
-        )
-        begin = cut
-    return pieces

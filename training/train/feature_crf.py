@@ -19,8 +19,8 @@ from typing import Sequence
 
 import torch
 
-from .crf import word_emissions
-from .encoding import IGNORE_INDEX, pad_batch
+from ..model.crf import word_emissions
+from ..model.encoding import IGNORE_INDEX, pad_batch
 
 log = logging.getLogger(__name__)
 

@@ -33,12 +33,22 @@ class LabelConfigError(ValueError):
 
 
 def read_labeling_config(path: str | Path) -> LabelSchema:
-    """Read a Label Studio labeling config holding one `<Labels>` over one `<Text>`."""
+    """Read a Label Studio labeling config file holding one `<Labels>` over one `<Text>`."""
     path = Path(path)
     try:
-        root = ET.fromstring(path.read_text(encoding="utf-8"))
-    except (OSError, ET.ParseError) as exc:
+        xml = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise LabelConfigError(f"{path}: cannot read labeling config: {exc}") from exc
+    return parse_labeling_config(xml, str(path))
+
+
+def parse_labeling_config(xml: str, where: str = "labeling config") -> LabelSchema:
+    """A labeling config given as text (a Label Studio project's); errors start with `where`."""
+    path = where
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise LabelConfigError(f"{path}: labeling config is not valid XML: {exc}") from exc
     labels_tags = root.findall(".//Labels")
     text_tags = root.findall(".//Text")
     if len(labels_tags) != 1 or len(text_tags) != 1:

@@ -14,7 +14,7 @@ log = logging.getLogger("training")
 class EarlyStopping(TrainerCallback):
     """Stops after `patience` evaluations without a dev F1 above the best so far. The
     best starts at `bar`: with a warm start, its dev F1 plus one standard error, the
-    score an epoch must beat to be exported at all (run.keep_warm_start); so when the
+    score an epoch must beat to be exported at all (warm_start.keep_warm_start); so when the
     encoder cannot beat the feature CRF, training stops `patience` epochs in, not
     `patience` epochs after its own best. Unlike transformers' EarlyStoppingCallback it
     keeps no state in checkpoints: a resumed run starts its patience again."""

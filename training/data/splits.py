@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..text.documents import Document
+from ..text.schema import LabelSchema, read_labeling_config
 from .config import DataConfig, SplitConfig
-from .documents import Document
 from .readers import detect_format, read_corpus
-from .schema import LabelSchema, read_labeling_config
 
 
 @dataclass

@@ -19,7 +19,6 @@ too, so not CRF marginals.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -28,23 +27,13 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .bio import tags_to_spans
-from .crf import CRF_FILE, LinearChainCRF
-from .decoding import best_path, transition_mask
-from .documents import Span, normalize_nfc
-from .encoding import encode_words, model_features, pad_batch, uses_word_shapes, word_pieces
-from .segmentation import WordRange, get_segmenter
-from .sentences import MAX_CONTENT_TOKENS, LabelledSentence, split_to_fit
-from .tagger import TokenTagger
-from .word_features import FEATURES_FILE, TEMPLATE_VERSION, WordFeatureEmissions
-
-SETTINGS_FILE = "ner_config.json"
-WEIGHTS_FILE = "model.safetensors"
-REQUIRED_FILES = ("config.json", WEIGHTS_FILE, SETTINGS_FILE, "tokenizer_config.json")
-
-
-class ModelLoadError(RuntimeError):
-    pass
+from ..model.artifact import load_parts
+from ..model.decoding import best_path, transition_mask
+from ..model.encoding import encode_words, fit_windows, model_features, pad_batch, uses_word_shapes, word_pieces
+from ..text.bio import tags_to_spans
+from ..text.documents import Span, normalize_nfc
+from ..text.segmentation import WordRange, get_segmenter, word_surface
+from .precision import choose_dtype
 
 
 @dataclass(frozen=True)
@@ -57,29 +46,6 @@ class Entity:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cpu_bf16_flags() -> list[str]:
-    """Which hardware bf16 paths this CPU has (Linux): `amx_bf16`, `avx512_bf16`."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            info = handle.read()
-    except OSError:
-        return []
-    return [flag for flag in ("amx_bf16", "avx512_bf16") if flag in info]
-
-
-def choose_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """`auto`: bf16 on GPUs that support it and on CPUs with AMX, fp32 elsewhere."""
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision != "auto":
-        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {precision!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if "amx_bf16" in cpu_bf16_flags() else torch.float32
 
 
 @dataclass
@@ -110,15 +76,12 @@ class NerModel:
         self._start, self._trans = transition_mask(self.tags)
 
     # -- word level (shared with evaluation) -------------------------------------------
-    def fit(self, sentence: LabelledSentence) -> list[LabelledSentence]:
-        """Windows of at most `max_length` tokens (the same splitting as training)."""
-        return split_to_fit(sentence, self.pieces.count, min(MAX_CONTENT_TOKENS, self.max_length - 2))
-
     @torch.inference_mode()
-    def tag_sentences(self, sentences: Sequence[LabelledSentence], batch_size: int = 32) -> list[TaggedSentence]:
-        """Tag each sentence (which must fit; see `fit`), batching by length."""
-        encoded = [encode_words(self.pieces, s.surfaces(), self.max_length, self.tagger.feature_buckets)
-                   for s in sentences]
+    def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[TaggedSentence]:
+        """Tag each sentence of words (each must fit `max_length`; see `fit_windows`),
+        batching by length."""
+        encoded = [encode_words(self.pieces, words, self.max_length, self.tagger.feature_buckets)
+                   for words in sentences]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         results: list[TaggedSentence | None] = [None] * len(encoded)
         for begin in range(0, len(order), batch_size):
@@ -152,18 +115,22 @@ class NerModel:
                      batch_size: int = 32) -> list[list[tuple[Span, float]]]:
         """For each (NFC text, sentences of word ranges): predicted spans with scores.
         The one path from words to spans, shared by predict() and evaluation."""
-        windows: list[LabelledSentence] = []
+        windows: list[Sequence[WordRange]] = []
+        surfaces: list[list[str]] = []
         owners: list[int] = []
         for index, (text, sentences) in enumerate(jobs):
             for words in sentences:
-                for window in self.fit(LabelledSentence(str(index), text, list(words), ["O"] * len(words))):
-                    windows.append(window)
+                words_text = [word_surface(text, word) for word in words]
+                for begin, end in fit_windows(self.pieces, words_text, self.max_length):
+                    windows.append(words[begin:end])
+                    surfaces.append(words_text[begin:end])
                     owners.append(index)
         results: list[list[tuple[Span, float]]] = [[] for _ in jobs]
-        for window, tagged, owner in zip(windows, self.tag_sentences(windows, batch_size), owners):
-            first_word = {start: k for k, (start, _) in enumerate(window.words)}
-            last_word = {end: k for k, (_, end) in enumerate(window.words)}
-            for span in tags_to_spans(window.words, tagged.tags, window.text):
+        for words, tagged, owner in zip(windows, self.tag_words(surfaces, batch_size), owners):
+            text = jobs[owner][0]
+            first_word = {start: k for k, (start, _) in enumerate(words)}
+            last_word = {end: k for k, (_, end) in enumerate(words)}
+            for span in tags_to_spans(words, tagged.tags, text):
                 first, last = first_word[span.start], last_word[span.end]
                 results[owner].append((span, sum(tagged.scores[first:last + 1]) / (last - first + 1)))
         return results
@@ -191,62 +158,16 @@ class NerModel:
         return results
 
 
-def check_model_dir(path: Path) -> None:
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: no such model directory")
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if missing:
-        raise ModelLoadError(
-            f"{path}: incomplete model directory, missing {', '.join(missing)} "
-            f"(export a model with `python -m training.run`)"
-        )
-
-
 def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: int | None = None,
                device: str | None = None) -> NerModel:
     """Load an exported model directory (no network). `precision`: auto, fp32 or bf16."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
     path = Path(path)
-    check_model_dir(path)
     if num_threads:
         torch.set_num_threads(num_threads)
-    try:
-        settings = json.loads((path / SETTINGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path / SETTINGS_FILE}: unreadable: {exc}") from exc
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path}: tokenizer files unreadable: {exc}") from exc
-    try:
-        model = AutoModelForTokenClassification.from_pretrained(
-            path, trust_remote_code=False, local_files_only=True, use_safetensors=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path / WEIGHTS_FILE}: weights unreadable or corrupted: {exc}") from exc
-    tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    crf = _load_part(path, CRF_FILE, "the model uses a crf head", lambda f: LinearChainCRF.load(f, tags)) \
-        if settings.get("head") == "crf" else None
-    template = settings.get("word_feature_template", 1)
-    if settings.get("word_features") and template != TEMPLATE_VERSION:
-        raise ModelLoadError(
-            f"{path / SETTINGS_FILE}: the word-feature table was trained on feature template {template}; this "
-            f"version of the package computes template {TEMPLATE_VERSION}. Retrain the model (python -m training.run) "
-            f"or load it with the package version that exported it")
-    features = _load_part(path, FEATURES_FILE, "the model uses word features",
-                          lambda f: WordFeatureEmissions.load(f, len(tags))) if settings.get("word_features") else None
-    tagger = TokenTagger(model, tags, settings.get("head", "softmax"), crf=crf, word_features=features)
+    parts = load_parts(path)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return NerModel(tagger, tokenizer, settings, path, choose_dtype(precision, torch_device), torch_device)
-
-
-def _load_part(path: Path, name: str, why: str, load):
-    if not (path / name).is_file():
-        raise ModelLoadError(f"{path}: incomplete model directory, missing {name} ({why})")
-    try:
-        return load(path / name)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path / name}: unreadable or corrupted: {exc}") from exc
+    return NerModel(parts.tagger, parts.tokenizer, parts.settings, path, choose_dtype(precision, torch_device),
+                    torch_device)
 
 
 _LOADED: dict[tuple[str, str], NerModel] = {}

@@ -1,0 +1,1 @@
+"""Standard-library helpers every layer may use: atomic writes and the table printer."""

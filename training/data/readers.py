@@ -1,0 +1,49 @@
+"""Read any supported annotation format into Documents with character spans.
+
+Label Studio exports (JSON, JSON-MIN: `labelstudio.py`), CoNLL and JSON lines
+(`tagged.py`); what they share, and how problems are reported, is in `validation.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from ..text.schema import LabelSchema
+from .labelstudio import load_json, read_labelstudio, read_labelstudio_min
+from .tagged import read_conll, read_jsonl
+from .validation import AnnotationError, Corpus
+
+__all__ = ["FORMATS", "AnnotationError", "Corpus", "detect_format", "read_corpus"]
+
+FORMATS = ("labelstudio", "labelstudio-min", "conll", "jsonl")
+
+
+def detect_format(path: str | Path) -> str:
+    path = Path(path)
+    if path.suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if path.suffix in (".conll", ".txt", ".tsv", ".iob", ".bio"):
+        return "conll"
+    data = load_json(path)
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "data" in data[0]:
+        return "labelstudio"
+    return "labelstudio-min"
+
+
+def read_corpus(path: str | Path, fmt: str = "auto", schema: LabelSchema | None = None,
+                label_map: Mapping[str, str | None] | None = None, tag_column: int = -1) -> Corpus:
+    """Read any supported format. With `schema`, labels outside it are errors; for
+    CoNLL/JSON lines without a schema the label set comes from the data."""
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "labelstudio":
+        return read_labelstudio(path, schema or LabelSchema(), label_map)
+    if fmt == "labelstudio-min":
+        return read_labelstudio_min(path, schema or LabelSchema(), label_map)
+    labels = schema.labels if schema is not None else None
+    if fmt == "conll":
+        return read_conll(path, labels, label_map, tag_column)
+    if fmt == "jsonl":
+        return read_jsonl(path, labels, label_map)
+    raise ValueError(f"unknown data format {fmt!r}; known: auto, {', '.join(FORMATS)}")

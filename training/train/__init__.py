@@ -1,0 +1,3 @@
+"""Training: the run config, backbones (pretrained or tiny offline), the datasets, the
+warm-start feature CRF, the Trainer loop, evaluation and export. Needs the `[train]`
+extra (datasets, seqeval, accelerate)."""

@@ -1,0 +1,71 @@
+"""A whole run from a validated config: read and split the data, train, then export
+(`run_once`) or cross-validate by leaving one document out (`run_cv`)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import statistics
+from pathlib import Path
+
+from ..common.atomic import atomic_directory, write_json
+from ..data.splits import leave_one_out, load_splits
+from ..text.segmentation import get_segmenter
+from .config import RunConfig
+from .evaluate import evaluate_documents
+from .export import export_run, in_memory_model
+from .loop import train_model
+
+log = logging.getLogger("training")
+
+
+def checkpoint_dir(config: RunConfig, suffix: str = "") -> Path:
+    return Path(config.output.checkpoints) / (config.run_name + suffix)
+
+
+def run_once(config: RunConfig, resume: bool = False) -> Path | None:
+    """Train and export `models/<run-name>`; None on the non-zero ranks of a distributed run."""
+    splits = load_splits(config.data, config.seed)
+    for warning in splits.warnings:
+        log.warning(warning)
+    log.info("documents: %d train, %d dev, %d test; labels: %s",
+             len(splits.train), len(splits.dev), len(splits.test), ", ".join(splits.labels))
+    segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
+    run_dir = checkpoint_dir(config)
+    if resume and not any(run_dir.glob("checkpoint-*")):
+        raise ValueError(f"--resume: no checkpoint in {run_dir}")
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    trained = train_model(config, splits.train, splits.dev, splits.labels, run_dir, segmenter, resume)
+    if not trained.trainer.is_world_process_zero():
+        return None
+    return export_run(config, splits, trained)
+
+
+def run_cv(config: RunConfig) -> dict:
+    """Leave-one-document-out: each document is the test set once; mean ± std of F1."""
+    splits = load_splits(config.data, config.seed)
+    documents = [*splits.train, *splits.dev, *splits.test]
+    segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
+    folds = []
+    for index, (train, dev, test) in enumerate(leave_one_out(documents, config.seed)):
+        run_dir = checkpoint_dir(config, f"-cv{index}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        trained = train_model(config, train, dev, splits.labels, run_dir, segmenter)
+        model = in_memory_model(config, splits.labels, trained, run_dir)
+        metrics, _ = evaluate_documents(model, test)
+        folds.append({"test_document": test[0].source or test[0].id, "f1": metrics["f1"],
+                      "precision": metrics["precision"], "recall": metrics["recall"], "macro_f1": metrics["macro_f1"],
+                      "per_type": metrics["per_type"], "train_seconds": round(trained.train_seconds, 1)})
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"fold {index}: test {folds[-1]['test_document']}: F1 {metrics['f1']:.3f}")
+    f1s = [fold["f1"] for fold in folds]
+    summary = {"folds": folds, "f1_mean": statistics.mean(f1s), "f1_std": statistics.pstdev(f1s),
+               "backbone": trained.backbone.record()}
+    print("\nleave-one-document-out cross-validation (seqeval strict IOB2, micro F1):")
+    for fold in folds:
+        print(f"  {fold['test_document']:<32} {fold['f1']:.3f}")
+    print(f"  {'mean ± std':<32} {summary['f1_mean']:.3f} ± {summary['f1_std']:.3f}")
+    with atomic_directory(Path(config.output.dir) / f"{config.run_name}-cv") as staging:
+        write_json(staging / "cv_metrics.json", summary)
+    return summary
