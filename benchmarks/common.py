@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: machine description, timing, table printing, and a
+"""Shared by the benchmark scripts: machine description, timing, and a
 PhoBERT-base-geometry model trained on the gold corpus (cached under build/)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ BASE_GEOMETRY = ["model.tiny.hidden_size=768", "model.tiny.num_hidden_layers=12"
 
 
 def machine() -> str:
-    import torch
+    import torch  # here, not at the top: synthetic.py and written.py import ROOT only, without torch
 
     model = "unknown CPU"
     flags = []
@@ -44,17 +44,10 @@ def timed(fn, repeat: int = 1):
     return result, best
 
 
-def table(header: list[str], rows: list[list]) -> str:
-    cells = [[str(c) for c in header]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
-
-
 def base_sized_model(epochs: int = 12) -> Path:
     """A PhoBERT-base-geometry model trained (from scratch, offline) on the gold corpus,
     so speed figures reflect a real PhoBERT-base forward pass. Cached."""
+    # here, not at the top: the training stack (datasets, accelerate) is for this function only
     from training.train.config import load_config
     from training.train.pipeline import run_once
 

@@ -24,7 +24,8 @@ import time
 import unicodedata
 from typing import Sequence
 
-from benchmarks.common import BUILD, ROOT, machine, table
+from benchmarks.common import BUILD, ROOT, machine
+from training.common.tables import Table
 
 # ---------------------------------------------------------------------------- features
 
@@ -223,8 +224,8 @@ def run(config_path: str, overrides: list[str], cv: bool) -> str:
     lines = [machine(),
              f"config: {config_path} {' '.join(overrides)}".rstrip(),
              f"{title}; seqeval strict IOB2 on the evaluate_documents word grid",
-             table(["metric", f"project model ({config.model.name_or_path}, head={head})", "CRF (sklearn-crfsuite)"],
-                   comparison_rows(splits.labels, ours, crf))]
+             str(Table(["metric", f"project model ({config.model.name_or_path}, head={head})", "CRF (sklearn-crfsuite)"],
+                       comparison_rows(splits.labels, ours, crf)))]
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.common import ROOT, base_sized_model, machine, table, timed
+from benchmarks.common import ROOT, base_sized_model, machine, timed
+from training.common.tables import Table
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
     rows = []
     for name, seconds in (("(a) HF pipeline, fp32", t_pipe), ("(b) predict() fp32", t_32), ("(c) predict() bf16", t_16)):
         rows.append([name, seconds, len(texts) / seconds, tokens / seconds, t_pipe / seconds])
-    print(table(["method", "seconds", "texts/s", "tokens/s", "x (a)"], rows))
+    print(Table(["method", "seconds", "texts/s", "tokens/s", "x (a)"], rows))
     print(f"\n(c) vs (b): {same}/{total} of fp32 entities identical in bf16 "
           f"({100 * same / max(total, 1):.2f}%); agreement over the union {100 * same / max(union, 1):.2f}%")
     print(f"goals: (c) >= 5x (a): {'met' if t_pipe / t_16 >= 5 else 'NOT met'}; "

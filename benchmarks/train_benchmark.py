@@ -3,7 +3,7 @@
 (i) On the five gold articles, leave-one-document-out (the folds `--cv` uses): the
 project's tiny model (trained per fold on all five types) against underthesea `ner()`
 (pretrained, no training). Both are scored on PER/LOC/ORG only, strict spans, with the
-project's span-grid seqeval scoring (training.evaluate.score_spans). underthesea's
+project's span-grid seqeval scoring (training.train.evaluate.score_spans). underthesea's
 tokens are aligned back to character offsets by a sequential search that skips
 whitespace; its MISC tags are dropped.
 
@@ -24,7 +24,8 @@ import shutil
 import statistics
 import time
 
-from benchmarks.common import BASE_GEOMETRY, BUILD, ROOT, machine, table, timed
+from benchmarks.common import BASE_GEOMETRY, BUILD, ROOT, machine, timed
+from training.common.tables import Table
 
 UNDERTHESEA_TYPES = ("PER", "LOC", "ORG")
 WORK = BUILD / "train_benchmark"
@@ -33,46 +34,14 @@ WORK = BUILD / "train_benchmark"
 # ------------------------------------------------------------------ underthesea -> spans
 
 
-def align_tokens(text: str, tokens, start: int = 0, end: int | None = None) -> list[tuple[int, int] | None]:
-    """Character range of each token (syllables separated by spaces) in `text[start:end]`,
-    found in order, skipping whitespace; a token whose syllables are not found there
-    (underthesea rewrote it) is None and the search resumes after the last match."""
-    end = len(text) if end is None else end
-    position, ranges = start, []
-    for token in tokens:
-        syllables = token.split()
-        if not syllables:
-            ranges.append(None)
-            continue
-        cursor, first, ok = position, None, True
-        for syllable in syllables:
-            while cursor < end and text[cursor].isspace():
-                cursor += 1
-            if not text.startswith(syllable, cursor) or cursor + len(syllable) > end:
-                found = text.find(syllable, cursor, end)
-                # only skip over unmatched material inside the first syllable's search
-                if found < 0 or first is not None:
-                    ok = False
-                    break
-                cursor = found
-            if first is None:
-                first = cursor
-            cursor += len(syllable)
-        if ok:
-            ranges.append((first, cursor))
-            position = cursor
-        else:
-            ranges.append(None)
-    return ranges
-
-
 def tagged_to_spans(text: str, tokens: list[str], tags: list[str], start: int = 0, end: int | None = None,
                     keep=UNDERTHESEA_TYPES):
     """underthesea's tokens and B-/I- tags -> Spans of the types in `keep` (others read as O)."""
     from training.text.bio import tags_to_spans
+    from training.text.segmentation import align_pieces
 
     words, kept = [], []
-    for rng, tag in zip(align_tokens(text, tokens, start, end), tags):
+    for rng, tag in zip(align_pieces(text, tokens, start, end, lenient=True), tags):
         if rng is None:
             continue
         label = tag[2:] if tag[:2] in ("B-", "I-") else ""
@@ -146,7 +115,7 @@ def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
     text = "\n".join([
         f"(i) leave-one-document-out on the 5 gold articles ({len(documents)} folds), PER/LOC/ORG only, "
         "strict spans, seqeval IOB2 on the evaluate_documents grid; mean ± population std",
-        table(header, rows)])
+        str(Table(header, rows))])
     return text, time.perf_counter() - started
 
 
@@ -197,7 +166,7 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
     text = "\n".join([
         f"(ii) training throughput on a synthetic corpus ({n_sentences} sentences generated; dev: first "
         f"{dev_sentences} synthetic dev sentences), Trainer.train wall time incl. one checkpoint save per epoch",
-        table(header, rows)])
+        str(Table(header, rows))])
     return text, time.perf_counter() - started
 
 
@@ -235,7 +204,7 @@ def step_table(batch: int = 16, length: int = 64) -> tuple[str, float]:
                      f"{rates[True] / rates[False]:.2f}x"])
     text = "\n".join([
         "(iii) isolated training steps (forward + backward + AdamW; no data loading, evaluation or checkpoints)",
-        table(["backbone", "batch x tokens", "fp32 tok/s", "bf16 tok/s", "bf16/fp32"], rows)])
+        str(Table(["backbone", "batch x tokens", "fp32 tok/s", "bf16 tok/s", "bf16/fp32"], rows))])
     return text, time.perf_counter() - started
 
 

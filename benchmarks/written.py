@@ -1,10 +1,10 @@
 """A self-written Vietnamese news NER corpus, turned into the public JSON-lines format.
 
-`benchmarks/corpus/*.txt` holds 9,074 lines (9,139 sentences once segmented) written
-for this project (none copied from any article or corpus), one per line, in eighteen
-news domains (one file each: health, epidemic, hospitals, diplomacy, world, government,
-courts, economy, agriculture, tech, transport, maritime, travel, entertainment, sports,
-local, education, science), with entities marked inline as `<TYPE>surface</TYPE>` following annotations/GUIDELINES.md.
+`benchmarks/corpus/*.txt` holds news sentences written for this project (none copied
+from any article or corpus), one per line, in eighteen news domains (one file each:
+health, epidemic, hospitals, diplomacy, world, government, courts, economy, agriculture,
+tech, transport, maritime, travel, entertainment, sports, local, education, science),
+with entities marked inline as `<TYPE>surface</TYPE>` following annotations/GUIDELINES.md.
 Unlike `benchmarks.synthetic`, which recombines the five gold articles, it has the
 lexical variety of real news (thousands of different names and places), so it is the
 closest stand-in here for a public corpus such as PhoNER_COVID19: sentences are

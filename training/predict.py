@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", action="store_true", help="treat every input line as a separate text")
     parser.add_argument("--output", "-o", help="write JSON lines here instead of standard output")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 on CPUs with AMX and on GPUs, fp32 elsewhere")
+                        help="auto: bf16 where the hardware runs it fast (AMX, AVX512-BF16, bf16 GPUs), "
+                             "fp32 elsewhere")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelLoadError, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    print(f"{args.model}: {model.device.type}, {model.precision}", file=sys.stderr)
     results = model.predict([text for _, text in inputs], batch_size=args.batch_size, progress=len(inputs) > 1)
     lines = [json.dumps({**meta, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False) + "\n"
              for (meta, _), entities in zip(inputs, results)]

@@ -5,28 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 
-from .data.readers import FORMATS, AnnotationError, Corpus, read_corpus
+from .analysis.corpus import counts_table
+from .data.readers import FORMATS, AnnotationError, read_corpus
 from .text.schema import LabelSchema, read_labeling_config
-
-
-def count_table(corpus: Corpus, labels: tuple[str, ...]) -> str:
-    """A plain-text table: one row per document, one column per type, a total row."""
-    header = ["document", *labels, "total"]
-    rows = []
-    totals: Counter = Counter()
-    for doc in corpus.documents:
-        counts = Counter(span.label for span in doc.spans)
-        totals.update(counts)
-        name = doc.source or doc.id
-        rows.append([name, *(str(counts[label]) for label in labels), str(sum(counts.values()))])
-    rows.append(["TOTAL", *(str(totals[label]) for label in labels), str(sum(totals.values()))])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         labels = schema.labels if schema else corpus.labels
         print(f"{path}: {len(corpus.documents)} document(s)")
-        print(count_table(corpus, labels))
+        print(counts_table(corpus, labels))
         for warning in corpus.warnings:
             print(f"warning: {warning}")
         print()

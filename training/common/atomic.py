@@ -1,35 +1,46 @@
-"""Writes that either happen completely or not at all.
+"""Writes that either happen completely or not at all, even under `kill -9`.
 
-Everything is written into a hidden temporary path beside the target, then swapped in
-with renames: a failed or killed job never leaves a half-written file or model
-directory, and a previous version survives until the new one is complete. Standard
-library only, so every layer (the model format, the predict CLI, the studio client)
-can use it.
+Everything is written into a hidden temporary path beside the target, then swapped in:
+a file with `os.replace`, a directory with one atomic exchange of the two names
+(Linux `renameat2(RENAME_EXCHANGE)`), so at every moment the target is either the
+complete old version or the complete new one, never missing. The temporary names
+carry the writer's process id; leftovers of a killed writer are removed by the next
+write to the same target. What is published gets ordinary permissions under the
+user's umask (temporary files and directories start private).
+
+Standard library only, so every layer can use it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 
 
 @contextlib.contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces `target`, on failure it is removed."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_leftovers(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield staging
-        backup = target.parent / f".{target.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+        os.chmod(staging, 0o777 & ~_umask())
         if target.exists():
-            target.rename(backup)
-        staging.rename(target)
-        shutil.rmtree(backup, ignore_errors=True)
+            _exchange(staging, target)  # staging now holds the old version, removed below
+        else:
+            staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -38,15 +49,80 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target` (os.replace),
     on any failure it is removed and `target` is left as it was."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_leftovers(target)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
     os.close(handle)
     staging = Path(name)
     try:
         yield staging
+        os.chmod(staging, 0o666 & ~_umask())
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Remove temporary siblings of `target` left by writers that no longer run."""
+    removed = []
+    for path in _temporaries(target):
+        pid = path.name[len(f".{target.name}.tmp-"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _temporaries(target: Path) -> Iterable[Path]:
+    try:
+        return list(target.parent.glob(f".{glob_escape(target.name)}.tmp-*"))
+    except OSError:
+        return []
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it the only portable way, and put it back
+    os.umask(mask)
+    return mask
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically. Where the kernel or filesystem cannot, fall back to two
+    renames (a window in which `b` is missing; the old version then waits as a leftover)."""
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+    old = b.parent / f".{b.name}.tmp-{os.getpid()}-old"
+    b.rename(old)
+    a.rename(b)
+    old.rename(a)
 
 
 def write_json(path: Path, data) -> None:

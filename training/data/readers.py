@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Mapping
 
 from ..text.schema import LabelSchema
-from .labelstudio import load_json, read_labelstudio, read_labelstudio_min
+from .labelstudio import is_full_export, read_labelstudio, read_labelstudio_min
 from .tagged import read_conll, read_jsonl
-from .validation import AnnotationError, Corpus
+from .validation import AnnotationError, Corpus, load_json
 
 __all__ = ["FORMATS", "AnnotationError", "Corpus", "detect_format", "read_corpus"]
 
@@ -26,7 +26,9 @@ def detect_format(path: str | Path) -> str:
     if path.suffix in (".conll", ".txt", ".tsv", ".iob", ".bio"):
         return "conll"
     data = load_json(path)
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "data" in data[0]:
+    # Every item is looked at: one task without `data` must not turn a full export
+    # into JSON-MIN. What is neither goes to the full reader, whose errors are clearest.
+    if is_full_export(data) or not isinstance(data, list) or not any(isinstance(i, dict) for i in data):
         return "labelstudio"
     return "labelstudio-min"
 

@@ -58,8 +58,19 @@ def split_documents(documents: list[Document], split: SplitConfig, seed: int) ->
     return order[n_test + n_dev:], order[n_test:n_test + n_dev], order[:n_test]
 
 
+def check_label_map(data: DataConfig, schema: LabelSchema | None) -> None:
+    """One error per label-map entry whose target the schema lacks, before any data is read."""
+    if schema is None:
+        return
+    bad = [f"data.label_map.{source}: target {target!r} is not a label of the schema ({', '.join(schema.labels)})"
+           for source, target in data.label_map.items() if target not in (None, "", "O", *schema.labels)]
+    if bad:
+        raise ValueError("\n  ".join(["invalid config:", *bad]))
+
+
 def load_splits(data: DataConfig, seed: int) -> Splits:
     schema = resolve_schema(data, data.train)
+    check_label_map(data, schema)
     read = lambda path: read_corpus(path, data.format, schema, data.label_map, data.tag_column)  # noqa: E731
     train_corpus = read(data.train)
     warnings = list(train_corpus.warnings)

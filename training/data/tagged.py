@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..text.bio import is_valid_iob2, split_tag, tags_to_spans
 from ..text.documents import Document, Span, normalize_nfc
-from .validation import AnnotationError, Corpus, Problems, finish, map_label
+from .validation import AnnotationError, Corpus, Problems, finish, map_label, read_text, short, type_name
 
 
 def _tagged_document(
@@ -50,7 +50,8 @@ def _tagged_document(
     spans = tags_to_spans(ranges, mapped, text)
     bad = [s for s in spans if schema_labels is not None and s.label not in schema_labels]
     for span in bad:
-        problems.error(doc_id, None, f"span [{span.start}:{span.end}] {span.text!r}: label {span.label!r} is not in the schema {list(schema_labels)}")
+        problems.error(doc_id, None, f"span [{span.start}:{span.end}] {span.text!r}: label {span.label!r} is not "
+                                     f"in the schema {list(schema_labels)}")
     norm = normalize_nfc(text)
     if norm.to_original is not None:
         ranges = [(norm.nfc_index(s), norm.nfc_index(e)) for s, e in ranges]
@@ -78,25 +79,54 @@ def read_conll(path: str | Path, schema_labels: tuple[str, ...] | None = None, l
                 label_map=label_map, schema_labels=schema_labels))
         words, tags = [], []
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError([f"{path}: cannot read: {exc}"]) from exc
+    lines = _lines(read_text(path))
     for line_no, line in enumerate(lines, start=1):
-        columns = line.split()
+        columns = _columns(line)
         if not columns or columns[0] == "-DOCSTART-":
             flush(line_no)
             first_line = line_no + 1
             continue
-        if len(columns) < 2:
-            problems.error(f"line {line_no}", None, f"expected 'word TAG', got {line!r}")
+        if len(columns) < 2 or not -len(columns) <= tag_column < len(columns):
+            problems.error(f"line {line_no}", None, f"expected 'word TAG' (tag in column {tag_column}), got {line!r}")
             continue
         if not words:
             first_line = line_no
         words.append(columns[0])
         tags.append(columns[tag_column])
     flush(len(lines) + 1)
-    return finish(documents, problems)
+    return _nonempty(finish(documents, problems), path, "sentence")
+
+
+def _lines(text: str) -> list[str]:
+    """Lines ended by \\n, \\r\\n or \\r only: str.splitlines() also breaks at U+2028 and
+    U+0085, which JSON written with ensure_ascii=False keeps raw inside strings."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _columns(line: str) -> list[str]:
+    """Tab-separated when the line has a tab (a word may then hold spaces and must not be
+    cut at them), else whitespace-separated."""
+    if "\t" in line:
+        return [c.strip() for c in line.split("\t") if c.strip()]
+    return line.split()
+
+
+def _nonempty(corpus: Corpus, path: Path, what: str) -> Corpus:
+    """A file that yields nothing is an error, not an empty corpus that trains on nothing."""
+    if not corpus.documents:
+        raise AnnotationError([f"{path}: no {what} in the file", *corpus.warnings])
+    return corpus
+
+
+def _record_problem(record) -> str | None:
+    """Why a JSON-lines record is not `{"words": [str...], "tags": [str...]}`, or None."""
+    if not isinstance(record, dict):
+        return f"expected an object with 'words' and 'tags', got {type_name(record)}"
+    for key in ("words", "tags"):
+        value = record.get(key)
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            return f"{key!r} must be a list of strings, got {short(value, repr)}"
+    return None
 
 
 def read_jsonl(path: str | Path, schema_labels: tuple[str, ...] | None = None, label_map=None) -> Corpus:
@@ -104,24 +134,24 @@ def read_jsonl(path: str | Path, schema_labels: tuple[str, ...] | None = None, l
     path = Path(path)
     problems = Problems(path)
     documents: list[Document | None] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError([f"{path}: cannot read: {exc}"]) from exc
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, line in enumerate(_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            problems.error(f"line {line_no}", None, "invalid JSON: nested too deeply")
+            continue
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
             problems.error(f"line {line_no}", None, f"invalid JSON: {exc}")
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("words"), list) or not isinstance(record.get("tags"), list):
-            problems.error(f"line {line_no}", None, "expected an object with 'words' and 'tags' lists")
+        problem = _record_problem(record)
+        if problem is not None:
+            problems.error(f"line {line_no}", None, problem)
             continue
         documents.append(_tagged_document(
-            [str(w) for w in record["words"]], [str(t) for t in record["tags"]], doc_id=f"line {line_no}",
+            record["words"], record["tags"], doc_id=f"line {line_no}",
             source=path.name, problems=problems, label_map=label_map, schema_labels=schema_labels))
-    return finish(documents, problems)
+    return _nonempty(finish(documents, problems), path, "record")
 
 

@@ -5,11 +5,13 @@ Every reader reports *every* problem at once, each naming the file, the task (or
 and the span. Fixable problems (whitespace at a span's edge, exact duplicate spans) are
 fixed and reported as warnings; the rest raise `AnnotationError`. Text is normalised to
 NFC and offsets are mapped with it, so an NFD export gives the same documents as an NFC
-one.
+one. Files are read as UTF-8 with an optional BOM; a file that cannot be read at all
+(bad bytes, broken JSON) raises AnnotationError with one line saying why.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -49,25 +51,101 @@ class RawSpan:
     labels: tuple = ()
 
 
+def short(value: Any, show=str, limit: int = 60) -> str:
+    """A value for a message, on one printable line and cut to `limit` characters: a
+    hostile file can put line breaks in an id or a huge structure where an offset belongs."""
+    text = show(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else repr(value)
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def type_name(value: Any) -> str:
+    """`null`, `a list`, ...: how JSON calls the type of a value, for messages."""
+    if value is None:
+        return "null"
+    name = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value))
+    return name or ("a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
 class Problems:
-    """Errors and warnings of one file, each prefixed with the file, task and span."""
+    """Errors and warnings of one file, each prefixed with the file, task, annotation and
+    span."""
 
     def __init__(self, path: Path):
         self.path = path
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
-    def where(self, task: Any, span: RawSpan | None = None) -> str:
-        where = f"{self.path}: task {task}"
+    def where(self, task: Any, span: RawSpan | None = None, annotation: Any = None) -> str:
+        where = f"{self.path}: task {short(task)}"
+        if annotation is not None:
+            where += f": annotation {short(annotation)}"
         if span is not None:
-            where += f": span [{span.start}:{span.end}] {span.text!r} ({span.label})"
+            where += f": span [{short(span.start)}:{short(span.end)}]"
+            where += f" {short(span.text, repr, 200)}" if span.text is not None else ""
+            where += f" ({short(span.label)})" if span.label else ""
         return where
 
-    def error(self, task: Any, span: RawSpan | None, reason: str) -> None:
-        self.errors.append(f"{self.where(task, span)}: {reason}")
+    def error(self, task: Any, span: RawSpan | None, reason: str, annotation: Any = None) -> None:
+        self.errors.append(f"{self.where(task, span, annotation)}: {reason}")
 
-    def warn(self, task: Any, span: RawSpan | None, reason: str) -> None:
-        self.warnings.append(f"{self.where(task, span)}: {reason}")
+    def warn(self, task: Any, span: RawSpan | None, reason: str, annotation: Any = None) -> None:
+        self.warnings.append(f"{self.where(task, span, annotation)}: {reason}")
+
+    def at(self, task: Any, annotation: Any = None) -> "At":
+        return At(self, task, annotation)
+
+
+@dataclass(frozen=True)
+class At:
+    """Problems bound to one task (and annotation): what the per-result code reports to."""
+
+    problems: Problems
+    task: Any
+    annotation: Any = None
+
+    def error(self, reason: str, span: RawSpan | None = None) -> None:
+        self.problems.error(self.task, span, reason, self.annotation)
+
+    def warn(self, reason: str, span: RawSpan | None = None) -> None:
+        self.problems.warn(self.task, span, reason, self.annotation)
+
+
+def read_text(path: Path) -> str:
+    """A file's text; a UTF-8 byte-order mark is dropped (editors on Windows add one)."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError([f"{path}: cannot read: {exc}"]) from exc
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json's default keeps the last of two equal keys, silently losing the first."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            shown = [repr(v)[:40] for v in (seen[key], value)]
+            raise ValueError(f"key {key!r} appears twice in one object ({shown[0]} and {shown[1]})")
+        seen[key] = value
+    return seen
+
+
+def load_json(path: str | Path) -> Any:
+    """The JSON value of a file (a UTF-8 BOM is allowed), or AnnotationError in one line."""
+    text = read_text(Path(path))
+    if not text.strip():
+        raise AnnotationError([f"{path}: cannot read JSON: the file is empty"])
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be printed
+    except RecursionError:
+        raise AnnotationError([f"{path}: cannot read JSON: nested too deeply"]) from None
+    except UnicodeEncodeError as exc:
+        raise AnnotationError([f"{path}: cannot read JSON: it holds a lone surrogate {exc.object[exc.start]!r} "
+                               "(a \\uD800-\\uDFFF escape without its pair), which is not Unicode text"]) from None
+    except ValueError as exc:  # JSONDecodeError, a duplicate key, an integer too long to convert
+        raise AnnotationError([f"{path}: cannot read JSON: {exc}"]) from None
+    return data
 
 
 def map_label(label: str, label_map: Mapping[str, str | None] | None) -> str | None:
@@ -79,6 +157,64 @@ def map_label(label: str, label_map: Mapping[str, str | None] | None) -> str | N
     return None if target in (None, "O", "") else target
 
 
+def _offsets_problem(raw: RawSpan, length: int) -> str | None:
+    """Why `raw`'s offsets cannot be used on a text of `length` characters, or None.
+    Offsets must be JSON integers: a string or float offset means the export was edited
+    or made by another tool, and guessing a conversion could shift every span."""
+    for name, offset in (("start", raw.start), ("end", raw.end)):
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            return f"{name} is {type_name(offset)} ({short(offset, repr)}), not an integer"
+    if raw.start < 0:
+        return "offsets out of range: start is negative"
+    if raw.end <= raw.start:
+        return "offsets out of range: end is not after start (empty or reversed span)"
+    if raw.end > length:
+        return f"offsets out of range: end is past the end of the text ({length} characters)"
+    return None
+
+
+def _checked_span(text: str, raw: RawSpan, schema_labels, at: At) -> tuple[int, int] | None:
+    """The span's (trimmed) offsets in the original text, or None after reporting why not."""
+    if len(raw.labels) > 1:
+        at.error(f"one span carries several labels {list(raw.labels)}", raw)
+        return None
+    if schema_labels is not None and raw.label not in schema_labels:
+        at.error(f"label {raw.label!r} is not in the schema {list(schema_labels)}", raw)
+        return None
+    problem = _offsets_problem(raw, len(text))
+    if problem is not None:
+        at.error(problem, raw)
+        return None
+    covered = text[raw.start:raw.end]
+    if raw.text is not None and covered != raw.text:
+        at.error(f"text[start:end] is {covered!r}, not the span text", raw)
+        return None
+    if not covered.strip():
+        at.error("span covers only whitespace", raw)
+        return None
+    start = raw.start + len(covered) - len(covered.lstrip())
+    end = raw.end - (len(covered) - len(covered.rstrip()))
+    if (start, end) != (raw.start, raw.end):
+        at.warn(f"whitespace at the edge trimmed to [{start}:{end}]", raw)
+    return start, end
+
+
+def _flat(spans: list[Span], at: At) -> list[Span]:
+    """Exact duplicates dropped (warning); overlapping spans are errors (spans are flat)."""
+    kept: list[Span] = []
+    for span in sorted(spans):
+        if kept and (span.start, span.end, span.label) == (kept[-1].start, kept[-1].end, kept[-1].label):
+            at.warn(f"duplicate span [{span.start}:{span.end}] {span.text!r} ({span.label}) dropped")
+            continue
+        clash = next((k for k in kept if k.overlaps(span)), None)
+        if clash is not None:
+            at.error(f"span [{span.start}:{span.end}] {span.text!r} ({span.label}) overlaps "
+                     f"[{clash.start}:{clash.end}] {clash.text!r} ({clash.label}); spans must be flat")
+            continue
+        kept.append(span)
+    return kept
+
+
 def build_document(
     text: Any,
     raw_spans: Iterable[RawSpan],
@@ -87,58 +223,22 @@ def build_document(
     source: str,
     problems: Problems,
     schema_labels: tuple[str, ...] | None,
+    annotation: Any = None,
 ) -> Document | None:
     """Validate spans against the original text, then normalise to NFC."""
+    at = problems.at(task_id, annotation)
     if not isinstance(text, str) or not text.strip():
-        problems.error(task_id, None, "empty or missing text")
+        kind = "empty" if isinstance(text, str) else f"{type_name(text)}, not a string" if text is not None else "missing"
+        at.error(f"task text is {kind}")
         return None
     norm = normalize_nfc(text)
     spans: list[Span] = []
     for raw in raw_spans:
-        if len(raw.labels) > 1:
-            problems.error(task_id, raw, f"one span carries several labels {list(raw.labels)}")
-            continue
-        if schema_labels is not None and raw.label not in schema_labels:
-            problems.error(task_id, raw, f"label {raw.label!r} is not in the schema {list(schema_labels)}")
-            continue
-        if not (isinstance(raw.start, int) and isinstance(raw.end, int)) or isinstance(raw.start, bool):
-            problems.error(task_id, raw, "start/end are not integers")
-            continue
-        if not 0 <= raw.start < raw.end <= len(text):
-            problems.error(task_id, raw, f"offsets out of range for a text of {len(text)} characters")
-            continue
-        covered = text[raw.start:raw.end]
-        if raw.text is not None and covered != raw.text:
-            problems.error(task_id, raw, f"text[start:end] is {covered!r}, not the span text")
-            continue
-        start, end = raw.start, raw.end
-        stripped = covered.strip()
-        if not stripped:
-            problems.error(task_id, raw, "span covers only whitespace")
-            continue
-        if stripped != covered:
-            start += len(covered) - len(covered.lstrip())
-            end -= len(covered) - len(covered.rstrip())
-            problems.warn(task_id, raw, f"whitespace at the edge trimmed to [{start}:{end}]")
-        s, e = norm.nfc_index(start), norm.nfc_index(end)
-        spans.append(Span(s, e, raw.label, norm.text[s:e]))
-    spans.sort()
-    kept: list[Span] = []
-    for span in spans:
-        if kept and (span.start, span.end, span.label) == (kept[-1].start, kept[-1].end, kept[-1].label):
-            problems.warn(task_id, None, f"duplicate span [{span.start}:{span.end}] {span.text!r} ({span.label}) dropped")
-            continue
-        clash = next((k for k in kept if k.overlaps(span)), None)
-        if clash is not None:
-            problems.error(
-                task_id,
-                None,
-                f"span [{span.start}:{span.end}] {span.text!r} ({span.label}) overlaps "
-                f"[{clash.start}:{clash.end}] {clash.text!r} ({clash.label}); spans must be flat",
-            )
-            continue
-        kept.append(span)
-    return Document(id=str(task_id), text=norm.text, spans=kept, source=source)
+        offsets = _checked_span(text, raw, schema_labels, at)
+        if offsets is not None:
+            s, e = norm.nfc_index(offsets[0]), norm.nfc_index(offsets[1])
+            spans.append(Span(s, e, raw.label, norm.text[s:e]))
+    return Document(id=str(task_id), text=norm.text, spans=_flat(spans, at), source=source)
 
 
 def finish(documents: list[Document | None], problems: Problems) -> Corpus:

@@ -33,7 +33,7 @@ from ..model.encoding import encode_words, fit_windows, model_features, pad_batc
 from ..text.bio import tags_to_spans
 from ..text.documents import Span, normalize_nfc
 from ..text.segmentation import WordRange, get_segmenter, word_surface
-from .precision import choose_dtype
+from .precision import Precision, choose_precision
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class TaggedSentence:
 class NerModel:
     """An exported model ready to tag text. Build it with `load_model`."""
 
-    def __init__(self, tagger, tokenizer, settings: dict, path: Path, dtype: torch.dtype, device: torch.device):
+    def __init__(self, tagger, tokenizer, settings: dict, path: Path, precision: Precision, device: torch.device):
+        dtype = precision.dtype
         tagger.to(device).eval()
         tagger.encoder.to(dtype)  # the CRF and the word features stay fp32: they are cheap
         self.tagger = tagger
@@ -65,6 +66,7 @@ class NerModel:
         self.settings = settings
         self.path = path
         self.dtype = dtype
+        self.precision = precision
         self.device = device
         self.tags = list(tagger.tags)
         self.labels = sorted({tag[2:] for tag in self.tags if tag != "O"})
@@ -74,6 +76,10 @@ class NerModel:
         self.pieces = word_pieces(tokenizer, tagger.config)
         self.word_shapes = uses_word_shapes(tagger.config)
         self._start, self._trans = transition_mask(self.tags)
+
+    def __repr__(self) -> str:
+        return (f"NerModel({str(self.path)!r}, labels={self.labels}, head={self.tagger.head!r}, "
+                f"device={self.device.type!r}, precision={str(self.precision)!r})")
 
     # -- word level (shared with evaluation) -------------------------------------------
     @torch.inference_mode()
@@ -166,7 +172,7 @@ def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: in
         torch.set_num_threads(num_threads)
     parts = load_parts(path)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return NerModel(parts.tagger, parts.tokenizer, parts.settings, path, choose_dtype(precision, torch_device),
+    return NerModel(parts.tagger, parts.tokenizer, parts.settings, path, choose_precision(precision, torch_device),
                     torch_device)
 
 

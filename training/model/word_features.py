@@ -1,14 +1,14 @@
 """Sparse word features as a second source of emissions, beside the transformer's.
 
 A transformer trained from scratch on a few thousand sentences learns word identity,
-affixes and capitalisation slowly; a feature CRF gets them for free and wins (issue 8:
-0.926 vs 0.835 F1 on a public corpus). So the offline recipe adds what the CRF sees to
+affixes and capitalisation slowly, while a feature CRF is handed them as features from
+the first sentence on. So the offline recipe adds what the CRF sees to
 the model's word emissions: for each word, the hashed strings of its identity, lower
 case, shape, word classes (title case, upper case, digits, punctuation), syllables,
 affixes, its ±2 neighbours, the words 3 away and the first/last syllables of the ±1
 neighbours (about 40 per word) index a table
 of per-label weights that is summed onto the encoder's logits at the word's first
-sub-token. It is fit first as a feature CRF (feature_crf.py), then trained jointly with
+sub-token. It is fit first as a feature CRF (train/feature_crf.py), then trained jointly with
 the encoder, decoded by the same head, and saved as `word_features.safetensors`; torch
 only, so the inference module loads it.
 
@@ -29,7 +29,7 @@ from torch import nn
 # so that load_model() refuses a table whose rows would now mean other features
 TEMPLATE_VERSION = 3
 CONTEXT = (-2, -1, 1, 2)
-FAR = (-3, 3)  # lower case only (template 3; written corpus, feature CRF alone: test F1 +0.5 at both sizes)
+FAR = (-3, 3)  # lower case only (template 3): context beyond the ±2 window, in its most general form
 NEAR = (-1, 1)  # first and last syllable (template 3)
 FLAGS = ("title", "upper", "digit", "hasdigit", "punct")
 CONTEXT_FLAGS = FLAGS[:3]
@@ -57,8 +57,8 @@ def fine_shape(word: str) -> str:
 
 
 def _flags(word: str) -> list[str]:
-    """Binary word classes; a feature CRF generalises through these to unseen names
-    (synthetic corpus, crfsuite on these strings: 0.735 -> 0.800 F1 with them)."""
+    """Binary word classes: a name never seen in training still shares them with the
+    names that were, so a feature CRF generalises through these to unseen names."""
     syllables = [s for s in word.split("_") if s]
     found = {
         "title": bool(syllables) and all(s[:1].isupper() for s in syllables),
@@ -116,7 +116,7 @@ def hashed_features(words: Sequence[str], buckets: int) -> list[list[int]]:
 
 class WordFeatureEmissions(nn.Module):
     """Per-label weights of hashed features, summed per position: ids [B, T, K] -> [B, T, labels].
-    Starts at zero; the warm start (feature_crf.py) fits it before the encoder trains."""
+    Starts at zero; the warm start (train/feature_crf.py) fits it before the encoder trains."""
 
     def __init__(self, buckets: int, num_labels: int):
         super().__init__()

@@ -46,10 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="start a local Label Studio on 127.0.0.1 (data in .studio/)",
-                                description="Start Label Studio on 127.0.0.1 with its data under --data-dir. The user "
-                                            "and token come from LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD and "
-                                            "LABEL_STUDIO_API_KEY (created on the first start). Prints the URL once "
+    serve = commands.add_parser("serve", help="start a local Label Studio listening on 127.0.0.1 only (data in .studio/)",
+                                description="Start Label Studio with its data under --data-dir, listening on 127.0.0.1 "
+                                            "only (Label Studio's --internal-host; no other interface accepts "
+                                            "connections). The user and token come from LABEL_STUDIO_USERNAME, "
+                                            "LABEL_STUDIO_PASSWORD and LABEL_STUDIO_API_KEY (created on the first "
+                                            "start). Its SSRF protection stays on with one exception, 127.0.0.1, where "
+                                            "the ML backend runs: ML backend, webhook and storage URLs at any other "
+                                            "private, loopback or link-local address are refused. Prints the URL once "
                                             "/health answers; Ctrl-C stops it.")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument("--data-dir", default=".studio", help="Label Studio data directory (default: %(default)s)")
@@ -87,12 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--order-by-uncertainty", action="store_true",
                      help="serve the least certain tasks first (project sampling = Uncertainty sampling)")
 
-    backend = commands.add_parser("backend", help="run the ML backend (/health /setup /predict /webhook)",
-                                  description="Serve a Label Studio ML backend on --host:--port built on predict(). "
-                                              "/webhook refuses START_TRAINING (501, with the reason): retrain with "
-                                              "pull + python -m training.run.")
+    backend = commands.add_parser("backend", help="run the ML backend (/health /setup /predict /webhook) on 127.0.0.1",
+                                  description="Serve a Label Studio ML backend on --host:--port built on predict(); "
+                                              "it listens on 127.0.0.1 only unless --host says otherwise, and has no "
+                                              "authentication, so keep it there. Requests over 8 MiB are refused "
+                                              "(413); errors are JSON {\"error\": ...}. /health answers while a "
+                                              "prediction runs. /webhook refuses START_TRAINING (501, with the "
+                                              "reason): retrain with pull + python -m training.run. Attach it with "
+                                              "`connect --project TITLE --backend-url http://127.0.0.1:PORT`.")
     backend.add_argument("--model", required=True, help="exported model directory, e.g. models/tiny-asean")
-    backend.add_argument("--host", default="127.0.0.1", help="host (default: %(default)s)")
+    backend.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default: %(default)s, loopback only; Label Studio started by "
+                              "`serve` reaches ML backends at 127.0.0.1 only)")
     backend.add_argument("--port", type=int, default=9090, help="port (default: %(default)s)")
 
     connect = commands.add_parser("connect", help="attach a running ML backend to the project",

@@ -9,7 +9,9 @@ training or inference.
 
 from __future__ import annotations
 
+import inspect
 import re
+import threading
 import unicodedata
 from typing import Callable, Protocol
 
@@ -61,26 +63,47 @@ def _regex_words(text: str, start: int, end: int) -> list[WordRange]:
     return [(start + m.start(), start + m.end()) for m in _TOKEN.finditer(text[start:end])]
 
 
-def _align(text: str, start: int, end: int, pieces: list[str]) -> list[WordRange] | None:
+def align_pieces(text: str, pieces: list[str], start: int = 0, end: int | None = None,
+                 lenient: bool = False) -> list[WordRange | None] | None:
     """Find `pieces` (whitespace-separated syllables inside each) in order in
-    `text[start:end]`, skipping whitespace only. None when they do not match exactly."""
-    words: list[WordRange] = []
+    `text[start:end]`, skipping whitespace only. Strict (the segmenters): None unless
+    every piece matches and nothing but whitespace is left over. Lenient (for a tagger
+    that rewrites some words): a piece that does not match is None, the text before its
+    first syllable may be skipped, and the search resumes after the last match."""
+    end = len(text) if end is None else end
+    words: list[WordRange | None] = []
     position = start
     for piece in pieces:
-        word_start = None
-        for syllable in piece.split():
-            while position < end and text[position].isspace():
-                position += 1
-            if not text.startswith(syllable, position) or position + len(syllable) > end:
+        found = _find_syllables(text, piece.split(), position, end, lenient)
+        if found is None:
+            if not lenient:
                 return None
-            if word_start is None:
-                word_start = position
-            position += len(syllable)
-        if word_start is not None:
-            words.append((word_start, position))
-    if text[position:end].strip():
+            words.append(None)
+        elif found[0] is not None:
+            words.append(found)
+            position = found[1]
+        elif lenient:
+            words.append(None)
+    if not lenient and text[position:end].strip():
         return None
     return words
+
+
+def _find_syllables(text: str, syllables: list[str], position: int, end: int,
+                    may_skip: bool) -> tuple[int | None, int] | None:
+    first = None
+    for syllable in syllables:
+        while position < end and text[position].isspace():
+            position += 1
+        if not text.startswith(syllable, position) or position + len(syllable) > end:
+            found = text.find(syllable, position, end) if may_skip and first is None else -1
+            if found < 0:
+                return None
+            position = found
+        if first is None:
+            first = position
+        position += len(syllable)
+    return first, position
 
 
 class RegexSegmenter:
@@ -109,6 +132,10 @@ class UndertheseaSegmenter:
     sentence it still cannot be aligned with falls back to syllables."""
 
     name = "underthesea"
+    # underthesea loads its models lazily into module globals on the first call and is not
+    # safe to enter from several threads (a first call racing another sees a half-loaded
+    # tagger): one loaded NerModel is shared across threads, so its segmenter calls queue here
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         from underthesea import sent_tokenize, word_tokenize
@@ -117,12 +144,16 @@ class UndertheseaSegmenter:
         self._word_tokenize = word_tokenize
 
     def _sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        found = _align(text, start, end, [" ".join(s.split()) for s in self._sent_tokenize(text[start:end])])
+        found = align_pieces(text, [" ".join(s.split()) for s in self._sent_tokenize(text[start:end])], start, end)
         if found is None:
             return [(start, end)]
         return found
 
     def segment(self, text: str) -> list[list[WordRange]]:
+        with self._lock:
+            return self._segment(text)
+
+    def _segment(self, text: str) -> list[list[WordRange]]:
         # lone surrogates (json.loads lets them through) crash underthesea's UTF-8 encoding;
         # a space in their place keeps every offset and, like them, is never part of a word
         text = _SURROGATE.sub(" ", text)
@@ -132,7 +163,7 @@ class UndertheseaSegmenter:
                 continue
             for s_start, s_end in self._sentences(text, line.start(), line.end()):
                 pieces = self._word_tokenize(text[s_start:s_end], use_token_normalize=False)
-                words = _align(text, s_start, s_end, pieces)
+                words = align_pieces(text, pieces, s_start, s_end)
                 if words is None:
                     words = _regex_words(text, s_start, s_end)
                 if words:
@@ -146,9 +177,22 @@ _REGISTRY: dict[str, Callable[..., Segmenter]] = {
 }
 
 
-def get_segmenter(name: str = "underthesea", **settings) -> Segmenter:
+def segmenter_problem(name: str, settings: dict) -> str | None:
+    """Why `get_segmenter(name, **settings)` would fail, without loading any model."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        return f"unknown segmenter {name!r}; known: {', '.join(sorted(_REGISTRY))}"
     try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown segmenter {name!r}; known: {sorted(_REGISTRY)}") from None
-    return factory(**settings)
+        inspect.signature(factory).bind(**settings)
+    except TypeError:
+        accepted = [p for p in inspect.signature(factory).parameters]
+        return (f"segmenter {name!r} takes no setting(s) {', '.join(sorted(set(settings) - set(accepted)))}"
+                f"; it accepts: {', '.join(accepted) or 'none'}")
+    return None
+
+
+def get_segmenter(name: str = "underthesea", **settings) -> Segmenter:
+    problem = segmenter_problem(name, settings)
+    if problem:
+        raise ValueError(problem)
+    return _REGISTRY[name](**settings)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
+from urllib.parse import urlparse
 from pathlib import Path
 from typing import Iterable
 
@@ -39,6 +41,11 @@ class Backbone:
     def is_tiny(self) -> bool:
         return self.used == TINY
 
+    @property
+    def short_name(self) -> str:
+        """What was trained, for the run name: `phobert-base-v2`, `tiny`, a directory's name."""
+        return Path(self.used.rstrip("/")).name or self.used
+
     def record(self) -> dict:
         return {"requested": self.requested, "used": self.used, "fallback_reason": self.fallback_reason}
 
@@ -49,13 +56,26 @@ def banner(lines: list[str]) -> str:
     return "\n".join([rule, *(f"! {line.ljust(width - 4)} !" for line in lines), rule])
 
 
-def load_pretrained(name_or_path: str, labels: list[str], max_length: int):
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to the Hugging Face hub opens within `timeout` seconds:
+    without one, asking huggingface_hub costs many seconds of retries and warnings."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_pretrained(name_or_path: str, labels: list[str], max_length: int, local_files_only: bool = False):
     """Load tokenizer and token-classification model with our label maps."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False,
+                                              local_files_only=local_files_only)
     model = AutoModelForTokenClassification.from_pretrained(
         name_or_path,
+        local_files_only=local_files_only,
         trust_remote_code=False,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
@@ -78,15 +98,18 @@ def load_backbone(config: ModelConfig, labels: list[str], training_words: Iterab
     is_local = Path(requested).exists()
     where = "local directory" if is_local else "Hugging Face hub id"
     log.info("loading backbone %s (%s)", requested, where)
-    if not is_local and not os.environ.get("HF_HUB_OFFLINE"):
-        log.info("without network this takes ~45 s of retries before failing; HF_HUB_OFFLINE=1 skips them")
+    # offline, only the local cache can answer: ask it alone rather than wait on retries
+    offline = not is_local and (bool(os.environ.get("HF_HUB_OFFLINE")) or not hub_reachable())
     try:
-        model, tokenizer = load_pretrained(requested, labels, config.max_length)
+        model, tokenizer = load_pretrained(requested, labels, config.max_length, local_files_only=offline)
         return Backbone(model, tokenizer, requested, requested)
     except BackboneError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loading failure is reported, never hidden
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if offline:
+            reason = (f"the Hugging Face hub cannot be reached from here and {requested} is not in the local "
+                      f"cache ({reason})")
     if config.fallback == "error":
         raise BackboneError(
             f"cannot load backbone {requested!r} ({where}): {reason}. Point model.name_or_path at a "

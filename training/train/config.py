@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from ..data.config import DataConfig
+from ..text.segmentation import segmenter_problem
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -41,6 +42,12 @@ class SegmenterConfig:
     name: str = "underthesea"
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def problems(self) -> list[str]:
+        problem = segmenter_problem(self.name, self.settings)
+        if problem is None:
+            return []
+        return [f"segmenter.{'settings' if problem.startswith('segmenter ') else 'name'}: {problem}"]
+
 
 @dataclass
 class TinyBackboneConfig:
@@ -59,8 +66,10 @@ class TinyBackboneConfig:
     # the learning rates (this one and model.feature_learning_rate) suit this many training
     # sentences (the five articles' folds); above it they are scaled by sqrt(reference / n)
     reference_sentences: int | None = checked(60, lambda v: v > 0)
-    epochs: float = checked(40, lambda v: v > 0)
-    max_minutes: float | None = checked(12, lambda v: v > 0)  # time budget of the training loop
+    epochs: float = checked(40, lambda v: v >= 0)  # 0: the warm-start feature CRF alone
+    # an opt-in wall-clock safety stop; off by default, since a run stopped by the clock
+    # depends on how busy the machine was: the budget of a seeded run is its epochs
+    max_minutes: float | None = checked(None, lambda v: v > 0)
 
 
 @dataclass
@@ -81,6 +90,16 @@ class ModelConfig:
     max_length: int = checked(256, lambda v: 8 <= v <= 4096)
     tiny: TinyBackboneConfig = field(default_factory=TinyBackboneConfig)
 
+    def problems(self) -> list[str]:
+        found = []
+        tiny = self.tiny
+        if tiny.num_attention_heads and tiny.hidden_size % tiny.num_attention_heads:
+            found.append(f"model.tiny.num_attention_heads: {tiny.num_attention_heads} does not divide "
+                         f"model.tiny.hidden_size {tiny.hidden_size}")
+        if self.name_or_path == "tiny" and tiny.epochs == 0 and not self.feature_warm_start:
+            found.append("model.tiny.epochs: 0 trains nothing unless model.feature_warm_start is true")
+        return found
+
 
 @dataclass
 class TrainConfig:
@@ -92,7 +111,7 @@ class TrainConfig:
     warmup_ratio: float = checked(0.1, lambda v: 0 <= v < 1)
     gradient_accumulation_steps: int = checked(1, lambda v: v > 0)
     early_stopping_patience: int = checked(5, lambda v: v >= 0)
-    max_minutes: float | None = checked(None, lambda v: v > 0)  # time budget: no epoch starts that would end past it
+    max_minutes: float | None = checked(None, lambda v: v > 0)  # opt-in wall-clock safety stop (see tiny)
     bf16: Literal["auto", True, False] = "auto"
     logging_steps: int = 10
     num_threads: int | None = checked(None, lambda v: v > 0)  # torch threads; None: torch's default
@@ -120,7 +139,13 @@ class OutputConfig:
 
 @dataclass
 class RunConfig:
-    run_name: str = checked("phobert-asean", lambda v: bool(v) and "/" not in v and not v.startswith("."))
+    # `{backbone}` becomes the backbone actually trained (`phobert-base-v2`, or `tiny` after a
+    # fallback), so a model directory never claims a backbone it does not hold
+    run_name: str = checked("{backbone}-asean", lambda v: bool(v) and "/" not in v and not v.startswith(".")
+                            and "{" not in v.replace("{backbone}", "") and "}" not in v.replace("{backbone}", ""))
+
+    def export_name(self, backbone: str) -> str:
+        return self.run_name.replace("{backbone}", backbone)
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -213,11 +238,10 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
         if converted is not None and check is not None and not check(converted):
             problems.append(f"{path}: value {value!r} is out of range")
         kwargs[key] = converted
-    try:
-        return cls(**{k: v for k, v in kwargs.items() if v is not None or k in _nullable(cls)})
-    except TypeError as exc:  # pragma: no cover - dataclass defaults cover every field
-        problems.append(f"{prefix}: {exc}")
-        return cls()
+    built = cls(**{k: v for k, v in kwargs.items() if v is not None or k in _nullable(cls)})
+    if hasattr(built, "problems"):  # checks that involve several fields of one section
+        problems += built.problems()
+    return built
 
 
 def _nullable(cls: type) -> set[str]:
@@ -225,12 +249,35 @@ def _nullable(cls: type) -> set[str]:
     return {name for name, tp in hints.items() if type(None) in typing.get_args(tp)}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML lets the last win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.epochs=5` -> (["train", "epochs"], 5); the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError("--set", [f"{text!r}: expected KEY=VALUE, for example train.epochs=5"])
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = read_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError("--set", [f"{key.strip()}: the value {raw!r} is not valid YAML ({reason})"]) from None
+    return key.strip().split("."), value
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
@@ -239,7 +286,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
     raw: dict[str, Any] = {}
     if path is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            raw = read_yaml(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(source, [f"cannot read: {exc}"]) from exc
         if not isinstance(raw, dict):

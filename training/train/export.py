@@ -16,6 +16,7 @@ import underthesea
 from ..common.atomic import atomic_directory, write_json, write_jsonl
 from ..data.splits import Splits, data_fingerprint
 from ..inference import NerModel, load_model
+from ..inference.precision import Precision
 from ..model.artifact import model_settings, save_model
 from .config import RunConfig
 from .evaluate import evaluate_documents, seqeval_table
@@ -30,13 +31,15 @@ def inference_settings(config: RunConfig, labels, trained: Trained) -> dict:
 
 def in_memory_model(config: RunConfig, labels, trained: Trained, path: Path) -> NerModel:
     """The trained tagger as predict() would load it, without a round trip through disk."""
-    parameter = next(trained.tagger.parameters())
+    parameter = next(trained.tagger.encoder.parameters())
+    precision = Precision(parameter.dtype, "as trained")
     return NerModel(trained.tagger, trained.tokenizer, inference_settings(config, labels, trained), path,
-                    dtype=parameter.dtype, device=parameter.device)
+                    precision=precision, device=parameter.device)
 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
-    target = Path(config.output.dir) / config.run_name
+    run_name = config.export_name(trained.backbone.short_name)
+    target = Path(config.output.dir) / run_name
     eval_docs, split_name = (splits.test, "test") if splits.test else (splits.dev, "dev")
     settings = inference_settings(config, splits.labels, trained)
     with atomic_directory(target) as staging:
@@ -46,7 +49,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
         metrics.update(run_record(splits, trained, split_name))
         table = str(seqeval_table(metrics)) if eval_docs else "(no evaluation documents)"
         metadata = {
-            "run_name": config.run_name,
+            "run_name": run_name,
             "config": config.to_dict(),
             "labels": list(splits.labels),
             "segmenter": settings["segmenter"],
@@ -61,7 +64,7 @@ def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
         write_json(staging / "metadata.json", metadata)
         write_json(staging / "training_log.json", trained.trainer.state.log_history)
         write_jsonl(staging / "errors.jsonl", errors)
-        (staging / "model_card.md").write_text(model_card(config.run_name, metadata, metrics, table), encoding="utf-8")
+        (staging / "model_card.md").write_text(model_card(run_name, metadata, metrics, table), encoding="utf-8")
     print(f"\nEvaluation on the {split_name} split ({len(eval_docs)} document(s)), seqeval strict IOB2:")
     print(table)
     if trained.backbone.fallback_reason:
@@ -79,8 +82,10 @@ def run_record(splits: Splits, trained: Trained, split_name: str) -> dict:
         "train_seconds": round(trained.train_seconds, 1),
         "train_tokens_per_second": round(trained.train_tokens / max(trained.train_seconds, 1e-9), 1),
         "bf16": trained.bf16,
+        "bf16_reason": trained.precision_reason,  # why training ran in bf16 or fp32
         "pretrain": trained.pretrain_metrics,
         "warm_start": trained.warm_start,
+        "time_budget": trained.time_budget,
     }
 
 

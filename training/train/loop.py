@@ -29,7 +29,7 @@ from .backbone import Backbone, load_backbone
 from .config import RunConfig
 from .datasets import SentenceDataset, sentences_of
 from .evaluate import metrics_from_logits
-from .precision import use_bf16
+from .precision import training_precision
 from .pretrain import unlabelled_sentences, warm_up
 from .stopping import EarlyStopping, TimeBudget
 from .warm_start import WarmStartCandidate
@@ -56,10 +56,12 @@ class Trained:
     backbone: Backbone
     trainer: Trainer
     bf16: bool
+    precision_reason: str
     train_seconds: float
     train_tokens: int
     pretrain_metrics: dict | None = None
     warm_start: dict | None = None  # dev F1 of the warm-start feature CRF, and whether it was kept
+    time_budget: dict | None = None  # the opt-in wall-clock stop: its minutes and whether it fired
 
 
 def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Sequence[Document],
@@ -71,7 +73,9 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
     backbone = load_backbone(config.model, tags, [w for s in train_sentences for w in s.surfaces()],
                              run_dir / "tokenizer-build")
     recipe = training_recipe(config, backbone, len(train_sentences))
-    bf16 = use_bf16(config.train.bf16)
+    precision = training_precision(config.train.bf16)
+    bf16 = precision.name == "bf16"
+    log.info("training precision: %s", precision)
     pretrain_metrics = None
     if config.pretrain.epochs > 0:
         texts = [s.surfaces() for s in train_sentences] + unlabelled_sentences(config.pretrain.texts, segmenter)
@@ -84,6 +88,7 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
         uses_word_shapes(backbone.model.config), tagger.feature_buckets)
     train_set, dev_set = encode(train_sentences), encode(dev_sentences)
     started = time.perf_counter()  # the warm start counts as training time, and against the budget
+    budget = TimeBudget(recipe.max_minutes, since=started) if recipe.max_minutes else None
     candidate = None
     if tagger.feature_buckets and config.model.feature_warm_start and not resume:  # resuming loads a checkpoint
         candidate = WarmStartCandidate(tagger)
@@ -98,7 +103,7 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
         processing_class=backbone.tokenizer,
         compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(
             p.predictions, p.label_ids, tags, tagger.crf).items() if k != "per_type"},
-        callbacks=[TimeBudget(recipe.max_minutes, since=started)] if recipe.max_minutes else [],
+        callbacks=[budget] if budget else [],
         optimizers=(torch.optim.AdamW(tagger.parameter_groups(recipe.learning_rate, config.train.weight_decay,
                                                               recipe.feature_learning_rate),
                                       lr=recipe.learning_rate), None),
@@ -115,8 +120,8 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
     warm_start = candidate.settle(trainer.state.best_metric) if candidate and has_dev else None
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0
-    return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, seconds, tokens_seen, pretrain_metrics,
-                   warm_start)
+    return Trained(tagger, backbone.tokenizer, backbone, trainer, bf16, precision.reason, seconds, tokens_seen,
+                   pretrain_metrics, warm_start, {"minutes": budget.minutes, "fired": budget.fired} if budget else None)
 
 
 def training_recipe(config: RunConfig, backbone: Backbone, sentences: int) -> Recipe:

@@ -20,7 +20,8 @@ log = logging.getLogger("training")
 
 
 def checkpoint_dir(config: RunConfig, suffix: str = "") -> Path:
-    return Path(config.output.checkpoints) / (config.run_name + suffix)
+    requested = Path(config.model.name_or_path.rstrip("/")).name or config.model.name_or_path
+    return Path(config.output.checkpoints) / (config.export_name(requested) + suffix)
 
 
 def run_once(config: RunConfig, resume: bool = False) -> Path | None:
@@ -66,6 +67,6 @@ def run_cv(config: RunConfig) -> dict:
     for fold in folds:
         print(f"  {fold['test_document']:<32} {fold['f1']:.3f}")
     print(f"  {'mean ± std':<32} {summary['f1_mean']:.3f} ± {summary['f1_std']:.3f}")
-    with atomic_directory(Path(config.output.dir) / f"{config.run_name}-cv") as staging:
+    with atomic_directory(Path(config.output.dir) / f"{config.export_name(trained.backbone.short_name)}-cv") as staging:
         write_json(staging / "cv_metrics.json", summary)
     return summary

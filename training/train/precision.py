@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from ..inference.precision import cpu_bf16_flags
+from ..inference.precision import Precision, choose_precision
 
 
-def use_bf16(setting) -> bool:
-    """`auto`: bf16 on GPUs that support it and on CPUs with a hardware bf16 path."""
+def training_precision(setting) -> Precision:
+    """`auto`: the same rule as prediction's (bf16 where the hardware runs it fast)."""
     if setting != "auto":
-        return bool(setting)
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return bool(cpu_bf16_flags())
+        return choose_precision("bf16" if setting else "fp32", torch.device("cpu"))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return choose_precision("auto", device)

@@ -44,6 +44,8 @@ class TimeBudget(TrainerCallback):
     done before the Trainer starts, such as the feature warm start, against the budget."""
 
     def __init__(self, minutes: float, since: float | None = None):
+        self.minutes = minutes
+        self.fired = False  # reported in metrics.json: a run the clock stopped is not reproducible
         self.seconds = minutes * 60
         self.since = since
         self.started = self.last_epoch_end = 0.0
@@ -56,7 +58,7 @@ class TimeBudget(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if time.perf_counter() - self.started > self.seconds:
             log.warning("time budget of %.1f min spent mid-epoch: stopping", self.seconds / 60)
-            control.should_training_stop = True
+            control.should_training_stop = self.fired = True
 
     def on_epoch_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
@@ -65,4 +67,4 @@ class TimeBudget(TrainerCallback):
         if not control.should_training_stop and now - self.started + self.longest_epoch > self.seconds:
             log.warning("time budget: %.1f of %.1f min used, epochs take %.1f min: stopping after epoch %d",
                         (now - self.started) / 60, self.seconds / 60, self.longest_epoch / 60, round(state.epoch))
-            control.should_training_stop = True
+            control.should_training_stop = self.fired = True

@@ -19,8 +19,8 @@ END = "</w>"
 
 
 def learn_bpe(word_counts: dict[str, int], num_merges: int) -> list[tuple[str, str, int]]:
-    """Sennrich-style BPE with incremental pair counts (fast enough for corpora of
-    100k+ words). Words end with `</w>` on their last symbol, as PhobertTokenizer expects."""
+    """Sennrich-style BPE with incremental pair counts (a merge recounts only the words
+    it touches, so a large corpus does not mean a slow build). Words end with `</w>` on their last symbol, as PhobertTokenizer expects."""
     words = [tuple(w[:-1]) + (w[-1] + END,) for w in word_counts]
     counts = list(word_counts.values())
     pair_counts: collections.Counter = collections.Counter()

@@ -184,7 +184,7 @@ def test_masked_lm_warm_up_trains_the_encoder_on_extra_text(tmp_path):
     assert len(sentences) == 20
     set_seed(0)
     config = load_config_tiny()
-    model, tokenizer = build_tiny_backbone([w for s in sentences for w in s.surfaces()], ["O", "B-X", "I-X"],
+    model, tokenizer = build_tiny_backbone([w for words in sentences for w in words], ["O", "B-X", "I-X"],
                                            config.model.tiny, tmp_path / "tok")
     before = model.roberta.encoder.layer[0].attention.self.query.weight.clone()
     metrics = warm_up(model, tokenizer, sentences, PretrainConfig(epochs=2, batch_size=8), 1e-3, 0, False,
@@ -316,3 +316,23 @@ def test_an_epoch_must_beat_the_warm_start_by_one_standard_error():
     assert keep_warm_start(0.9267, 0.9315, se)  # +0.48 points on 2,847 entities: noise
     assert not keep_warm_start(0.8963, 0.9068, f1_standard_error(0.8963, 1195))  # +1.05 on 1,195: real
     assert keep_warm_start(0.9, 0.85, 0.0) and not keep_warm_start(0.85, 0.9, 0.0)
+
+
+@pytest.mark.slow
+def test_a_seeded_run_exports_the_same_model_on_a_busy_machine(tmp_path):
+    from training.train.pipeline import run_once
+
+    def scores(run_name: str) -> dict:
+        target = run_once(tiny_config(tmp_path, "model.tiny.epochs=6", f"run_name={run_name}"), resume=False)
+        metrics = json.loads((target / "metrics.json").read_text())
+        assert metrics["time_budget"] is None  # no wall-clock stop unless asked for
+        return {key: metrics[key] for key in ("f1", "precision", "recall", "per_type", "warm_start")}
+
+    quiet = scores("quiet")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        loaded = scores("loaded")
+    finally:
+        for process in busy:
+            process.kill()
+    assert loaded == quiet

@@ -169,3 +169,56 @@ def test_predict_command_writes_json_lines(tiny_model_dir, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     missing = run(str(source), "--model", str(tmp_path / "none"))
     assert missing.returncode == 1 and "no such model directory" in missing.stderr
+
+
+THREADS_SCRIPT = """
+import json, sys, threading
+from training import load_model
+model = load_model(sys.argv[1])  # fresh process: underthesea has not loaded anything yet
+texts = json.loads(sys.argv[2])
+barrier = threading.Barrier(len(texts))
+results, errors = [None] * len(texts), []
+
+def work(i):
+    barrier.wait()  # every thread makes the model's first call at the same moment
+    try:
+        results[i] = [e.to_dict() for e in model.predict(texts[i])]
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+for t in threads: t.start()
+for t in threads: t.join()
+sequential = [[e.to_dict() for e in model.predict(t)] for t in texts]
+print(json.dumps({"errors": errors, "same": results == sequential}))
+"""
+
+
+def test_eight_threads_share_a_fresh_model_from_its_first_call(tiny_model_dir, gold):
+    texts = [doc.text[i * 300:(i + 1) * 300] for doc in gold.documents[:2] for i in range(4)]
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tiny_model_dir), json.dumps(texts)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        assert outcome == {"errors": [], "same": True}
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["amx_bf16", "avx512_bf16"], "bf16"),
+    (["avx512_bf16"], "bf16"),
+    ([], "fp32"),  # AVX2 only: bf16 is emulated, slower than fp32
+])
+def test_auto_precision_follows_the_cpu_flags(flags, expected):
+    import torch
+
+    from training.inference.precision import choose_precision
+
+    chosen = choose_precision("auto", torch.device("cpu"), cpu_flags=flags)
+    assert chosen.name == expected and chosen.reason.startswith("auto: ")
+    assert choose_precision("fp32", torch.device("cpu"), cpu_flags=flags).name == "fp32"
+    assert choose_precision("bf16", torch.device("cpu"), cpu_flags=flags).name == "bf16"
+
+
+def test_the_chosen_precision_is_visible(model):
+    assert "precision='fp32 (asked for)'" in repr(model)

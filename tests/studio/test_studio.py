@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ANNOTATIONS, GOLD, ROOT, tiny_config
 import studio_server
+from conftest import ANNOTATIONS, GOLD, ROOT, tiny_config
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -64,6 +63,32 @@ def project_tasks(studio, title):
 # -- serve + push -------------------------------------------------------------------------------
 def test_serve_printed_the_url(server):
     assert f"Label Studio is running at {server.url}" in server.log.read_text(encoding="utf-8")
+
+
+def test_label_studio_listens_on_loopback_only(server):
+    """`serve` binds 127.0.0.1 for real (Label Studio's --internal-host), not 0.0.0.0."""
+    studio_server.assert_loopback_only(server.port, server.pids())
+    assert "0.0.0.0" not in server.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="module")
+def ssrf_project(studio):
+    return studio.client.projects.create(title="SSRF check").id
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/webhook", "http://169.254.169.254/latest", "http://127.0.0.2:9/x",
+                                 "http://192.168.1.1/hook", "http://0.0.0.0:9/x"])
+def test_ssrf_protection_is_on_but_for_127_0_0_1(studio, ssrf_project, url):
+    """Only 127.0.0.1 (where the ML backend runs) is let through Label Studio's SSRF checks:
+    webhooks and ML backends elsewhere on private/loopback/link-local addresses are refused."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    for create in (studio.client.webhooks.create, studio.client.ml.create):
+        with pytest.raises(ApiError) as refused:
+            create(url=url, project=ssrf_project)
+        assert refused.value.status_code == 403 and "reserved network address" in str(refused.value.body)
+    allowed = studio.client.webhooks.create(url="http://127.0.0.1:9/webhook", project=ssrf_project)
+    studio.client.webhooks.delete(allowed.id)
 
 
 def test_push_twice_does_not_duplicate(env, studio, capsys):
@@ -300,7 +325,7 @@ def test_connect_backend_and_label_studio_fetches_predictions(env, studio, pulle
 def test_wrong_token_is_one_line(server):
     env = dict(server.env, LABEL_STUDIO_URL=server.url, LABEL_STUDIO_API_KEY="0" * 40)
     proc = subprocess.run([sys.executable, "-m", "training.studio", "push", "--project", PROJECT],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the API token" in lines[0], proc.stderr
