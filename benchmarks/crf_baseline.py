@@ -112,9 +112,12 @@ class CrfTagger:
         self.train_seconds = 0.0
 
     def fit(self, sentences: Sequence[tuple[Sequence[str], Sequence[str]]]) -> "CrfTagger":
+        print(f"feature CRF (sklearn-crfsuite): training on {len(sentences)} sentences, at most "
+              f"{self.crf.max_iterations} L-BFGS iterations ...", flush=True)
         started = time.perf_counter()
         self.crf.fit([sentence_features(w) for w, _ in sentences], [list(t) for _, t in sentences])
         self.train_seconds = time.perf_counter() - started
+        print(f"feature CRF trained in {self.train_seconds:.1f} s", flush=True)
         return self
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -125,9 +128,12 @@ class CrfTagger:
 
 def labelled_sentences(documents, segmenter) -> list[tuple[list[str], list[str]]]:
     """(words, tags) of the documents' sentences, built as the project builds them."""
+    from tqdm.auto import tqdm
+
     from training.data.sentences import document_sentences
 
-    return [(s.surfaces(), list(s.tags)) for doc in documents for s in document_sentences(doc, segmenter)]
+    progress = tqdm(documents, desc="segmenting", unit="doc", delay=2.0, leave=False)
+    return [(s.surfaces(), list(s.tags)) for doc in progress for s in document_sentences(doc, segmenter)]
 
 
 def raw_sentences(doc, segmenter):
@@ -140,8 +146,10 @@ def crf_spans(tagger: CrfTagger, documents, segmenter) -> list[tuple[list, list]
     from training.text.bio import tags_to_spans
     from training.text.segmentation import word_surface
 
+    from tqdm.auto import tqdm
+
     out = []
-    for doc in documents:
+    for doc in tqdm(documents, desc="feature CRF tagging", unit="doc", delay=2.0, leave=False):
         raw = [list(words) for words in raw_sentences(doc, segmenter) if words]
         tagged = tagger.tag([[word_surface(doc.text, w) for w in words] for words in raw])
         spans = [span for words, tags in zip(raw, tagged) for span in tags_to_spans(words, tags, doc.text)]
@@ -206,14 +214,17 @@ def run(config_path: str, overrides: list[str], cv: bool) -> str:
     splits = load_splits(config.data, config.seed)
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
     if cv:
+        print("project model: leave-one-document-out folds ...", flush=True)
         summary = run_cv(config)
         ours = summary["folds"]
         documents = [*splits.train, *splits.dev, *splits.test]
         crf = []
-        for train, _dev, test in leave_one_out(documents, config.seed):
+        for index, (train, _dev, test) in enumerate(leave_one_out(documents, config.seed)):
+            print(f"feature CRF, fold {index + 1} of {len(documents)} ...", flush=True)
             crf.append(train_and_score_crf(train, test, segmenter))
         title = f"leave-one-document-out, {len(ours)} folds (mean ± std, population std)"
     else:
+        print(f"project model: training on {len(splits.train)} document(s) ...", flush=True)
         model_dir = run_once(config, resume=False)
         ours = [json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))]
         test = splits.test or splits.dev

@@ -78,10 +78,12 @@ def sentence_pool(documents, segmenter=None) -> list[tuple[str, list[str], list[
     from training.text.segmentation import get_segmenter
     from training.data.sentences import document_sentences
 
+    from tqdm.auto import tqdm
+
     if segmenter is None and any(doc.words is None for doc in documents):
         segmenter = get_segmenter("underthesea")
     pool = []
-    for doc in documents:
+    for doc in tqdm(documents, desc="segmenting sentences", unit="doc", delay=2.0, leave=False):
         for sentence in document_sentences(doc, segmenter):
             pool.append((doc.source or doc.id, sentence.surfaces(), list(sentence.tags)))
     return pool
@@ -169,6 +171,7 @@ def write_corpus(out: str | Path, n: int = 3000, seed: int = 0, test_articles: i
                  documents=None, segmenter=None) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    print(f"generating {n} synthetic sentences into {out} ...", flush=True)
     parts = build(documents if documents is not None else read_gold(), n, seed, test_articles, segmenter=segmenter)
     paths = {}
     for name, records in parts.items():

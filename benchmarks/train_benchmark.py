@@ -89,6 +89,8 @@ def accuracy_table(cv_epochs: int, extra: list[str]) -> tuple[str, float]:
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
     ours, theirs, names = [], [], []
     for index, (train, dev, test) in enumerate(leave_one_out(documents, config.seed)):
+        print(f"(i) fold {index + 1} of {len(documents)}: training the tiny model, then tagging with both ...",
+              flush=True)
         run_dir = WORK / "ckpt" / f"ute-cv{index}"
         shutil.rmtree(run_dir, ignore_errors=True)
         trained = train_model(config, train, dev, splits.labels, run_dir, segmenter)
@@ -144,6 +146,8 @@ def throughput_table(n_sentences: int, tiny_sentences: int, tiny_epochs: int, ba
         train_docs, dev_docs = train_all[:n_train], dev_all[:dev_sentences]
         results = {}
         for bf16 in (False, True):
+            print(f"(ii) {name}, {'bf16' if bf16 else 'fp32'}: training {n_train} sentences x {epochs} epoch(s) ...",
+                  flush=True)
             config = _config([*geometry, f"model.tiny.epochs={epochs}", f"model.tiny.learning_rate={lr}",
                               f"train.bf16={'true' if bf16 else 'false'}", "run_name=throughput", *extra])
             run_dir = WORK / "ckpt" / "throughput"
@@ -185,6 +189,7 @@ def step_table(batch: int = 16, length: int = 64) -> tuple[str, float]:
                                type_vocab_size=1, num_labels=11)
         rates = {}
         for bf16 in (False, True):
+            print(f"(iii) {name}, {'bf16' if bf16 else 'fp32'}: {steps} steps ...", flush=True)
             torch.manual_seed(0)
             model = RobertaForTokenClassification(config)
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

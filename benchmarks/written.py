@@ -57,8 +57,10 @@ def read_marked(paths) -> list:
     from training.text.schema import read_labeling_config
 
     labels = read_labeling_config(ROOT / "annotations" / "labeling_config.xml").labels
+    from tqdm.auto import tqdm
+
     documents = []
-    for path in sorted(paths):
+    for path in tqdm(sorted(paths), desc="reading the marked files", unit="file", delay=2.0, leave=False):
         problems, in_file = Problems(path), []
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, 1):
@@ -73,6 +75,7 @@ def read_marked(paths) -> list:
 def build(seed: int = 0, dev_share: float = 0.2, test_share: float = 0.3, paths=None) -> dict[str, list[dict]]:
     """{"train", "dev", "test"} of `{"words", "tags", "source"}` records, split at random."""
     documents = read_marked(paths if paths is not None else CORPUS.glob("*.txt"))
+    print(f"{len(documents)} sentences read; segmenting them (gold boundaries win) ...", flush=True)
     records = [{"words": words, "tags": tags, "source": source} for source, words, tags in sentence_pool(documents)]
     random.Random(seed).shuffle(records)
     n_test, n_dev = round(len(records) * test_share), round(len(records) * dev_share)

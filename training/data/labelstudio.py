@@ -35,7 +35,7 @@ def is_full_export(items: Any) -> bool:
     return isinstance(items, list) and any(isinstance(i, dict) and any(k in i for k in TASK_KEYS) for i in items)
 
 
-def _items(path: Path, data: Any) -> list:
+def export_items(path: Path, data: Any) -> list:
     if not isinstance(data, list):
         raise AnnotationError([f"{path}: a Label Studio export is a list of tasks, got {type_name(data)}"])
     if not data:
@@ -52,7 +52,7 @@ def _id_key(value: Any) -> tuple:
     return (0, 0, str(value))
 
 
-def _annotation_rank(annotation: Mapping[str, Any], id_key: str) -> tuple:
+def annotation_rank(annotation: Mapping[str, Any], id_key: str) -> tuple:
     return (
         annotation.get("ground_truth") is True,
         str(annotation.get("updated_at") or annotation.get("created_at") or ""),
@@ -80,7 +80,7 @@ def _task_id(item: dict, index: int, problems: Problems) -> Any:
 def _choose(candidates: list[tuple[Any, dict]], set_aside: list[str], total: int, at: At,
             id_key: str = "id") -> tuple[Any, dict]:
     """The annotation the rule picks; `id_key` names the annotation id (JSON-MIN: `annotation_id`)."""
-    ann_id, chosen = max(candidates, key=lambda c: _annotation_rank(c[1], id_key))
+    ann_id, chosen = max(candidates, key=lambda c: annotation_rank(c[1], id_key))
     if total > 1:
         others = [f"{i}" for i, a in candidates if a is not chosen] + set_aside
         at.warn(f"{total} annotations: using annotation {ann_id}; not used: {', '.join(others)} (rule in GUIDELINES.md)")
@@ -191,7 +191,7 @@ def _usable_annotations(task: dict, task_id: Any, problems: Problems) -> tuple[A
     return _choose(candidates, set_aside, len(annotations), at)
 
 
-def _task_document(index: int, task: Any, schema: LabelSchema, label_map, problems: Problems):
+def task_document(index: int, task: Any, schema: LabelSchema, label_map, problems: Problems):
     if not isinstance(task, dict):
         return problems.error(f"#{index}", None, f"item is {type_name(task)}, not a task object")
     task_id = _task_id(task, index, problems)
@@ -217,7 +217,7 @@ def _task_document(index: int, task: Any, schema: LabelSchema, label_map, proble
                           schema_labels=schema.labels, annotation=ann_id)
 
 
-def _warn_shared_ids(ids: list[Any], problems: Problems) -> None:
+def warn_shared_ids(ids: list[Any], problems: Problems) -> None:
     for task_id, count in Counter(repr(i) for i in ids).items():
         if count > 1:
             problems.warn(next(i for i in ids if repr(i) == task_id), None,
@@ -227,14 +227,14 @@ def _warn_shared_ids(ids: list[Any], problems: Problems) -> None:
 def read_labelstudio(path: str | Path, schema: LabelSchema, label_map=None) -> Corpus:
     """A full Label Studio JSON export (a list of tasks with `data` and `annotations`)."""
     path = Path(path)
-    tasks = _items(path, load_json(path))
+    tasks = export_items(path, load_json(path))
     min_keys = (schema.text_key, schema.from_name, "annotation_id")
     if not is_full_export(tasks) and any(isinstance(t, dict) and any(k in t for k in min_keys) for t in tasks):
         raise AnnotationError([f"{path}: this looks like a JSON-MIN export (no task has 'data' or 'annotations'); "
                                "use format labelstudio-min (or auto)"])
     problems = Problems(path)
-    documents = [_task_document(i, task, schema, label_map, problems) for i, task in enumerate(tasks)]
-    _warn_shared_ids([t.get("id") for t in tasks if isinstance(t, dict) and t.get("id") is not None], problems)
+    documents = [task_document(i, task, schema, label_map, problems) for i, task in enumerate(tasks)]
+    warn_shared_ids([t.get("id") for t in tasks if isinstance(t, dict) and t.get("id") is not None], problems)
     return finish(documents, problems)
 
 
@@ -274,7 +274,7 @@ def read_labelstudio_min(path: str | Path, schema: LabelSchema, label_map=None) 
     spans under the `<Labels name>` key. Rows are grouped into tasks by id *and* text, so
     two tasks that share an id are both read."""
     path = Path(path)
-    rows = _items(path, load_json(path))
+    rows = export_items(path, load_json(path))
     if is_full_export(rows):
         raise AnnotationError([f"{path}: this looks like a full JSON export (tasks with 'data'/'annotations'); "
                                "use format labelstudio (or auto)"])
@@ -290,5 +290,5 @@ def read_labelstudio_min(path: str | Path, schema: LabelSchema, label_map=None) 
             tasks.setdefault(key, (task_id, []))[1].append((index, row))
     documents = [_min_document(task_id, task_rows, schema, label_map, problems)
                  for task_id, task_rows in tasks.values()]
-    _warn_shared_ids([task_id for task_id, _ in tasks.values()], problems)
+    warn_shared_ids([task_id for task_id, _ in tasks.values()], problems)
     return finish(documents, problems)

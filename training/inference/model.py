@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from ..model.artifact import load_parts
 from ..model.decoding import best_path, transition_mask
@@ -144,8 +145,6 @@ class NerModel:
     def _predict_many(self, texts: list[str], batch_size: int, progress: bool) -> list[list[Entity]]:
         iterator = texts
         if progress:
-            from tqdm.auto import tqdm
-
             iterator = tqdm(texts, desc="segmenting", unit="text")
         normalized, jobs = [], []
         for text in iterator:

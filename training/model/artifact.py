@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from safetensors.torch import load_file, save_file
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from ..common.atomic import write_json
 from .crf import LinearChainCRF
@@ -76,8 +77,6 @@ class ModelParts:
 
 def load_parts(path: Path) -> ModelParts:
     """Read a model directory (no network); every failure is a ModelLoadError naming the file."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
     check_model_dir(path)
     settings = _read_settings(path)
     try:

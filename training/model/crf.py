@@ -38,18 +38,27 @@ class LinearChainCRF(nn.Module):
         emissions = emissions.float()
         batch = torch.arange(emissions.shape[0], device=emissions.device)
         tags = tags.clamp(min=0)
-        # score of the gold path
-        score = start[tags[:, 0]] + emissions[batch, 0, tags[:, 0]]
-        for k in range(1, emissions.shape[1]):
-            step = trans[tags[:, k - 1], tags[:, k]] + emissions[batch, k, tags[:, k]]
-            score = score + step * mask[:, k]
+        width = emissions.shape[1]
+        # The same arithmetic, in the same order, as a step-by-step loop over words (so the
+        # loss and its gradients are bit for bit those of the loop), with the per-word slicing
+        # done once: each word's emissions are views of one unbind, not a slice per step whose
+        # backward fills a whole [B, W, L] zero tensor. Transitions stay one gather per step:
+        # their gradient contributions then add up in the loop's order.
+        gold = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # [B, W]: each word's gold-tag emission
+        score = start[tags[:, 0]] + gold[:, 0]  # score of the gold path
+        if width > 1:
+            moves = torch.stack([trans[tags[:, k - 1], tags[:, k]] for k in range(1, width)], dim=1)
+            for step in ((moves + gold[:, 1:]) * mask[:, 1:]).unbind(1):
+                score = score + step
         lengths = mask.long().sum(dim=1)
         score = score + end[tags[batch, lengths - 1]]
         # log partition function
-        alpha = start + emissions[:, 0]
-        for k in range(1, emissions.shape[1]):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans + emissions[:, k].unsqueeze(1), dim=1)
-            alpha = torch.where(mask[:, k].unsqueeze(1).bool(), nxt, alpha)
+        words = emissions.unbind(1)
+        inside = mask.bool().unsqueeze(2).unbind(1)  # [B, 1] per word
+        alpha = start + words[0]
+        for k in range(1, width):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans + words[k].unsqueeze(1), dim=1)
+            alpha = torch.where(inside[k], nxt, alpha)
         log_z = torch.logsumexp(alpha + end, dim=1)
         return (log_z - score).mean()
 
@@ -63,12 +72,11 @@ def word_emissions(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     keep = labels != IGNORE_INDEX
     counts = keep.sum(dim=1)
     width = max(int(counts.max()), 1)
+    rows, positions = keep.nonzero(as_tuple=True)  # row by row, positions ascending
+    words = keep.cumsum(dim=1)[rows, positions] - 1  # each kept position's word index in its row
     emissions = logits.new_zeros(logits.shape[0], width, logits.shape[2])
+    emissions[rows, words] = logits[rows, positions]
     tags = labels.new_zeros(logits.shape[0], width)
-    mask = torch.zeros(logits.shape[0], width, device=logits.device)
-    for row in range(logits.shape[0]):
-        n = int(counts[row])
-        emissions[row, :n] = logits[row][keep[row]]
-        tags[row, :n] = labels[row][keep[row]]
-        mask[row, :n] = 1
+    tags[rows, words] = labels[rows, positions]
+    mask = (torch.arange(width, device=logits.device) < counts.unsqueeze(1)).float()
     return emissions, tags, mask

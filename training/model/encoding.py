@@ -133,17 +133,26 @@ def model_features(encoded: EncodedSentence, word_shapes: bool) -> dict[str, lis
 
 
 def pad_batch(features: Sequence[dict], pad_id: int) -> dict:
-    """Right-pad a batch of `model_features` dicts (plus `labels`) into tensors: the
-    Trainer's collator and predict()'s batches."""
+    """Right-pad a batch of `model_features` dicts (plus `labels`) into int64 tensors: the
+    Trainer's collator and predict()'s batches. Values are lists (`model_features`) or
+    tensors of any integer type (the training rows, `train.datasets.SentenceDataset`)."""
     width = max(len(f["input_ids"]) for f in features)
-    fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
+    fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0, "word_features": 0,
+            "labels": IGNORE_INDEX}
     batch = {}
     for key in features[0]:
-        if key == "word_features":
-            rows = [f[key] + [[0] * len(f[key][0])] * (width - len(f[key])) for f in features]
+        if torch.is_tensor(features[0][key]):  # copy each row into a padded block: no list conversion
+            tail = tuple(features[0][key].shape[1:])
+            padded = torch.full((len(features), width, *tail), fill[key], dtype=torch.long)
+            for row, f in zip(padded, features):
+                row[:len(f[key])] = f[key]
+        elif key == "word_features":
+            padded = torch.tensor([f[key] + [[0] * len(f[key][0])] * (width - len(f[key])) for f in features],
+                                  dtype=torch.long)
         else:
-            rows = [list(f[key]) + [fill[key]] * (width - len(f[key])) for f in features]
-        batch[key] = torch.tensor(rows, dtype=torch.long)
+            padded = torch.tensor([list(f[key]) + [fill[key]] * (width - len(f[key])) for f in features],
+                                  dtype=torch.long)
+        batch[key] = padded
     return batch
 
 

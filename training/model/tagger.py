@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import TokenClassifierOutput
 
 from .crf import LinearChainCRF, word_emissions
 from .encoding import IGNORE_INDEX
@@ -39,8 +40,6 @@ class TokenTagger(nn.Module):
         self.emission_dropout = emission_dropout
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, word_features=None, labels=None):
-        from transformers.modeling_outputs import TokenClassifierOutput
-
         logits = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
         if self.word_features is not None:
             if self.training and self.emission_dropout > 0:

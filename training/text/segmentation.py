@@ -138,6 +138,8 @@ class UndertheseaSegmenter:
     _lock = threading.Lock()
 
     def __init__(self) -> None:
+        # imported here, not at the top: the text layer's readers and tools must start
+        # without loading underthesea, which only segmentation needs
         from underthesea import sent_tokenize, word_tokenize
 
         self._sent_tokenize = sent_tokenize

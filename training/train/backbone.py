@@ -13,9 +13,11 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlparse
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import urlparse
+
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .config import ModelConfig
 from .tiny_backbone import build_tiny_backbone
@@ -69,8 +71,6 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
 def load_pretrained(name_or_path: str, labels: list[str], max_length: int, local_files_only: bool = False):
     """Load tokenizer and token-classification model with our label maps."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False,
                                               local_files_only=local_files_only)
     model = AutoModelForTokenClassification.from_pretrained(

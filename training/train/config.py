@@ -22,7 +22,6 @@ import yaml
 from ..data.config import DataConfig
 from ..text.segmentation import segmenter_problem
 
-
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from ..model.crf import word_emissions
 from ..model.encoding import IGNORE_INDEX, pad_batch
@@ -37,7 +38,7 @@ class WarmStart:
 def word_batches(features: Sequence[dict]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Encoded training sentences (`SentenceDataset` rows) as (feature ids [B, W, K], tags
     [B, W], mask [B, W]) per batch: padded and packed to words as the CRF head's loss does."""
-    labelled = [f for f in features if any(label != IGNORE_INDEX for label in f["labels"])]
+    labelled = [f for f in features if bool((torch.as_tensor(f["labels"]) != IGNORE_INDEX).any())]
     labelled.sort(key=lambda f: len(f["input_ids"]))
     batches = []
     for start in range(0, len(labelled), BATCH):
@@ -58,6 +59,9 @@ def fit_features(tagger, features: Sequence[dict], l2: float, max_iterations: in
     optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=max_iterations, history_size=10,
                                   line_search_fn="strong_wolfe", tolerance_change=1e-9)
     evaluations, last = 0, 0.0
+    # L-BFGS stops at convergence, so the bar counts loss evaluations without a total
+    progress = tqdm(desc="warm start: feature CRF (L-BFGS)", delay=2.0, leave=False,
+                    bar_format="{desc}: {n} loss evaluations [{elapsed}{postfix}]")
 
     def closure():
         nonlocal evaluations, last
@@ -75,11 +79,14 @@ def fit_features(tagger, features: Sequence[dict], l2: float, max_iterations: in
         penalty = l2 * table.pow(2).sum()
         penalty.backward()
         last = total + float(penalty.detach())
+        progress.update(1)
+        progress.set_postfix_str(f"loss {last / sentences:.4f} per sentence", refresh=False)
         return torch.tensor(last)
 
     started = time.perf_counter()
     with torch.enable_grad():
         optimizer.step(closure)
+    progress.close()
     result = WarmStart(time.perf_counter() - started, evaluations, last / sentences)
     log.info("word features fit as a feature CRF on %d sentences: %d evaluations, %.1f s, loss %.3f per sentence",
              sentences, result.evaluations, result.seconds, result.loss)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
 from ..model.encoding import pad_batch, uses_word_shapes, word_pieces
 from ..model.tagger import TokenTagger
@@ -31,6 +31,7 @@ from .datasets import SentenceDataset, sentences_of
 from .evaluate import metrics_from_logits
 from .precision import training_precision
 from .pretrain import unlabelled_sentences, warm_up
+from .progress import EpochLog
 from .stopping import EarlyStopping, TimeBudget
 from .warm_start import WarmStartCandidate
 
@@ -97,17 +98,18 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
     trainer = Trainer(
         model=tagger,
         args=training_arguments(config, recipe, run_dir, bf16, has_dev),
-        train_dataset=train_set.to_hf(),
-        eval_dataset=dev_set.to_hf() if has_dev else None,
+        train_dataset=train_set,
+        eval_dataset=dev_set if has_dev else None,
         data_collator=lambda batch: pad_batch(batch, pieces.pad_id),
         processing_class=backbone.tokenizer,
         compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(
             p.predictions, p.label_ids, tags, tagger.crf).items() if k != "per_type"},
-        callbacks=[budget] if budget else [],
+        callbacks=[EpochLog(), *([budget] if budget else [])],
         optimizers=(torch.optim.AdamW(tagger.parameter_groups(recipe.learning_rate, config.train.weight_decay,
                                                               recipe.feature_learning_rate),
                                       lr=recipe.learning_rate), None),
     )
+    trainer.remove_callback(PrinterCallback)  # EpochLog prints one line per epoch instead of log dicts
     log.info("training on %d windows (%d tokens), %d dev windows; %s epochs, lr %g, %s, %s head%s",
              len(train_set.features), train_set.token_count(), len(dev_set.features), recipe.epochs,
              recipe.learning_rate, "bf16" if bf16 else "fp32", config.model.head,
@@ -115,7 +117,8 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
     if has_dev:
         # the candidate is measured before the early-stopping callback exists: it is not an epoch
         bar = candidate.measure(trainer) if candidate else float("-inf")
-        trainer.add_callback(EarlyStopping(config.train.early_stopping_patience, bar))
+        trainer.add_callback(EarlyStopping(config.train.early_stopping_patience, bar,
+                                           candidate.record if candidate else None))
     trainer.train(resume_from_checkpoint=True if resume else None)
     warm_start = candidate.settle(trainer.state.best_metric) if candidate and has_dev else None
     seconds = time.perf_counter() - started
@@ -176,8 +179,7 @@ def training_arguments(config: RunConfig, recipe: Recipe, run_dir: Path, bf16: b
         load_best_model_at_end=has_dev,
         metric_for_best_model="f1" if has_dev else None,
         greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=config.train.logging_steps,
+        logging_strategy="epoch",  # the train loss once per epoch, for EpochLog and training_log.json
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
@@ -187,5 +189,5 @@ def training_arguments(config: RunConfig, recipe: Recipe, run_dir: Path, bf16: b
         train_sampling_strategy="group_by_length",
         report_to="none",
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=True,  # EpochLog draws the bar
     )

@@ -19,9 +19,12 @@ class EarlyStopping(TrainerCallback):
     `patience` epochs after its own best. Unlike transformers' EarlyStoppingCallback it
     keeps no state in checkpoints: a resumed run starts its patience again."""
 
-    def __init__(self, patience: int, bar: float = float("-inf")):
+    def __init__(self, patience: int, bar: float = float("-inf"), warm_start: dict | None = None):
         self.patience = patience
         self.best = bar
+        self.best_epoch: float | None = None
+        self.beaten = False  # whether an evaluation beat `bar` (else the bar is still the warm start's)
+        self.warm_start = warm_start  # WarmStartCandidate.record: dev_f1 and standard_error, which make `bar`
         self.waited = 0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
@@ -29,12 +32,23 @@ class EarlyStopping(TrainerCallback):
         if f1 is None:
             return
         if f1 > self.best:
-            self.best, self.waited = f1, 0
+            self.best, self.best_epoch, self.beaten, self.waited = f1, state.epoch, True, 0
             return
         self.waited += 1
         if self.waited >= self.patience:
-            log.info("early stopping: no dev F1 above %.4f in %d evaluations", self.best, self.waited)
+            log.info("early stopping: %d epochs without a dev F1 above %.4f, %s", self.waited, self.best,
+                     self.bar_source())
             control.should_training_stop = True
+
+    def bar_source(self) -> str:
+        """What the score to beat is, in words."""
+        if self.beaten:
+            return f"the best epoch's (epoch {self.best_epoch:.0f})" if self.best_epoch else "the best epoch's"
+        if self.warm_start:
+            return (f"the warm-start feature CRF's dev F1 {self.warm_start['dev_f1']:.4f} plus one standard "
+                    f"error ({self.warm_start['standard_error']:.4f}): no epoch beat it, so the feature CRF "
+                    "is exported")
+        return "the starting bar"
 
 
 class TimeBudget(TrainerCallback):

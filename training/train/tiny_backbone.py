@@ -13,6 +13,8 @@ import collections
 from pathlib import Path
 from typing import Iterable
 
+from transformers import PhobertTokenizer, RobertaConfig, RobertaForTokenClassification
+
 from ..model.encoding import SHAPES
 
 END = "</w>"
@@ -104,8 +106,6 @@ def build_tokenizer_files(words: Iterable[str], directory: Path, vocab_size: int
 
 def build_tiny_backbone(words: Iterable[str], labels: list[str], settings, work_dir: Path, max_length: int = 256):
     """(model, tokenizer): a fresh RobertaForTokenClassification + PhobertTokenizer."""
-    from transformers import PhobertTokenizer, RobertaConfig, RobertaForTokenClassification
-
     words = [w.lower() for w in words] if settings.lowercase else list(words)
     build_tokenizer_files(words, work_dir, settings.vocab_size)
     tokenizer = PhobertTokenizer(str(work_dir / "vocab.txt"), str(work_dir / "bpe.codes"))
