@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # Label Studio starts in ~25 s alone, minutes on a loaded 2-core machine
 
 
 LOOPBACK = "127.0.0.1"

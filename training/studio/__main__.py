@@ -21,6 +21,7 @@ typical session:
   python -m training.studio pull                        # -> annotations/pulled_export.json
   python -m training.run --config configs/tiny.yaml --set data.train=annotations/pulled_export.json
   python -m training.studio preannotate --model models/tiny-asean --order-by-uncertainty
+  python -m training.studio agreement annotations/pulled_export.json   # several annotators
 
 errors (wrong token, server down, labels missing from the project, invalid export) are
 one line on stderr and exit code 1.
