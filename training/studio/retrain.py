@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from ..common.atomic import atomic_file, write_json
+from ..common.atomic import atomic_file, pid_alive, write_json
 from .errors import StudioError
 from .versions import GATE_RULE, VersionStore, gate, now_iso, summary_metrics
 
@@ -372,15 +372,7 @@ class Retrainer:
 
 
 def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Replaces the Trainer's own printing (a dict of numbers every `logging_steps`, in
 with its bars): the Trainer logs the train loss once per epoch (`logging_strategy:
 epoch`), and `EpochLog` writes, above its bar,
 
-    epoch 3/40: train loss 12.41, dev F1 0.8123 (best 0.8200, epoch 2), 4.2 s
+    epoch E/N: train loss L, dev F1 F (best B, epoch K), S s
 
 (and `before training: dev F1 ...` for an evaluation before the first epoch, the
 warm-start feature CRF's).
