@@ -347,3 +347,23 @@ def test_studio_help_without_torch(command):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.startswith("usage: python -m training.studio"), proc.stdout[:500]
+
+
+def test_the_predict_command_never_shadows_the_predict_function():
+    """`import training.predict` would rebind `training.predict` to the command module; it is refused."""
+    code = textwrap.dedent("""
+        import training
+        try:
+            import training.predict
+        except ImportError as exc:
+            assert "from training import predict" in str(exc), exc
+        else:
+            raise SystemExit("importing the command module succeeded")
+        from training import predict
+        assert callable(predict) and predict.__module__ == "training.inference.model", predict
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    help_text = subprocess.run([sys.executable, "-m", "training.predict", "--help"], cwd=ROOT,
+                               capture_output=True, text=True)
+    assert help_text.returncode == 0 and "--model" in help_text.stdout, help_text.stderr

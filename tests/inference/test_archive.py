@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 from training.inference.archive import ArchiveError, Settings, job_description, plan_chunks
-from training.predict import main
+from training.inference.command import main
 
 pytestmark = pytest.mark.slow
 
