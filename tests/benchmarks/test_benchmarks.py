@@ -149,3 +149,24 @@ def test_written_corpus_splits_are_disjoint_valid_and_deterministic():
         assert all(is_valid_iob2(r["tags"]) and len(r["words"]) == len(r["tags"]) for r in records)
     assert sum(t.startswith("B-") for r in parts["test"] for t in r["tags"]) > 50
     assert len(keys["test"] & keys["train"]) <= 1  # sentences are unique, save a rare repeated caption
+
+
+@pytest.mark.slow
+def test_predict_speed_prints_every_row_and_the_goals(tiny_model_dir):
+    """The benchmark runs end to end on the tiny model: every anchor row, the CPU line, the verdicts."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.predict_speed", "--model", str(tiny_model_dir),
+                           "--copies", "1", "--repeat", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.startswith("CPU: ") and "flags:" in out.splitlines()[0]
+    for row in ("HF pipeline, model fp32, batch 1", "HF pipeline, model fp32, batch 32",
+                "HF pipeline, model bf16, batch 1", "HF pipeline, model bf16, batch 32",
+                "raw encoder forward fp32", "raw encoder forward bf16", "predict() default (",
+                "predict() fp32", "predict() bf16", "underthesea ner()"):
+        assert row in out, f"row {row!r} missing:\n{out}"
+    assert "goals: default >= 2x best pipeline" in out and "agreement >= 99.5%" in out

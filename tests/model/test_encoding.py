@@ -4,7 +4,7 @@ import zlib
 
 
 from training.data.sentences import document_sentences
-from training.model.encoding import fit_windows
+from training.model.encoding import fit_windows, length_batches
 from training.text.bio import tags_to_spans
 
 
@@ -95,3 +95,17 @@ def test_word_features_are_stable_fixed_width_and_see_the_neighbours():
         assert any(row) == (position in first)  # features only at each word's first sub-token
     assert rows[encoded.first_token[1]][: len(ids[1])] == hashed_features(words[:3], 1000)[1]
 
+
+
+def test_length_batches_bound_sentences_and_padded_tokens():
+    lengths = [40, 5, 300, 7, 6, 41, 8, 120, 5, 39]
+    batches = length_batches(lengths, max_sentences=3, max_tokens=128)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))  # each sentence once
+    flat = [lengths[i] for batch in batches for i in batch]
+    assert flat == sorted(lengths)  # grouped by length: short ones are never padded to long ones
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 128
+    assert [lengths[i] for i in batches[-1]] == [300]  # longer than the budget: alone
+    assert length_batches([], 4, 100) == []
+    assert length_batches([10] * 10, 64, 1024) == [list(range(10))]

@@ -78,7 +78,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..model.artifact import ModelLoadError, check_model_dir
-from .model import NerModel, load_model
+from .model import BATCH_SIZE, BATCH_TOKENS, NerModel, load_model
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -96,7 +96,8 @@ class Settings:
     """What shapes the output bytes, besides the records and the model."""
     text_key: str = "text"
     id_key: str = "id"
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
+    batch_tokens: int = BATCH_TOKENS
     chunk_size: int = 64
 
 
@@ -255,8 +256,8 @@ def plan_chunks(inputs: Sequence[str], settings: Settings, fmt: str = "auto", by
     """The whole job as chunks, in output order. `-` is standard input (text or jsonl)."""
     if fmt not in FORMATS:
         raise ArchiveError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    if settings.chunk_size < 1 or settings.batch_size < 1:
-        raise ArchiveError("chunk and batch sizes must be at least 1")
+    if min(settings.chunk_size, settings.batch_size, settings.batch_tokens) < 1:
+        raise ArchiveError("chunk size, batch size and batch tokens must be at least 1")
     chunks: list[Chunk] = []
     for path in inputs or ["-"]:
         kind = input_format(path, fmt)
@@ -357,7 +358,8 @@ def output_line(meta: dict, entities) -> str:
 def predict_chunk(model: NerModel, chunk: Chunk, settings: Settings) -> str:
     """The chunk's output lines, joined: one predict() call for the whole chunk."""
     records = read_chunk(chunk, settings)
-    results = model.predict([text for _, text in records], batch_size=settings.batch_size)
+    results = model.predict([text for _, text in records], batch_size=settings.batch_size,
+                            batch_tokens=settings.batch_tokens)
     return "".join(output_line(meta, entities) for (meta, _), entities in zip(records, results))
 
 

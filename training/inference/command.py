@@ -33,7 +33,7 @@ from .archive import (
     tag_archive,
     threads_per_worker,
 )
-from .model import load_model
+from .model import BATCH_SIZE, BATCH_TOKENS, load_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 where the hardware runs it fast (AMX, AVX512-BF16, bf16 GPUs), "
                              "fp32 elsewhere")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="most sentences per forward pass")
+    parser.add_argument("--batch-tokens", type=int, default=BATCH_TOKENS,
+                        help="most padded tokens per forward pass (sentences are grouped by length)")
     parser.add_argument("--chunk-size", type=int, default=64,
                         help="records per predict() call, per write and per unit of work of a worker")
     parser.add_argument("--threads", type=int, default=None,
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.workers is not None and args.workers < 1) or (args.threads is not None and args.threads < 1):
         parser.error("--workers and --threads must be at least 1")
 
-    settings = Settings(args.text_key, args.id_key, args.batch_size, args.chunk_size)
+    settings = Settings(args.text_key, args.id_key, args.batch_size, args.batch_tokens, args.chunk_size)
     try:
         chunks = plan_chunks(args.files, settings, args.format, args.lines)
         check_model_dir(Path(args.model))  # here too for the workers: before a partial output is started

@@ -30,12 +30,23 @@ from tqdm.auto import tqdm
 
 from ..model.artifact import load_parts
 from ..model.decoding import best_path, transition_mask
-from ..model.encoding import encode_words, fit_windows, model_features, pad_batch, uses_word_shapes, word_pieces
+from ..model.encoding import (
+    encode_words,
+    fit_windows,
+    length_batches,
+    model_features,
+    pad_batch,
+    uses_word_shapes,
+    word_pieces,
+)
 from ..text.bio import tags_to_spans
 from ..text.documents import Span, normalize_nfc
 from ..text.segmentation import WordRange, get_segmenter, word_surface
 from .precision import Precision, choose_precision
 
+# A forward pass: at most this many sentences and padded tokens (`length_batches`).
+BATCH_SIZE = 64
+BATCH_TOKENS = 1024
 
 @dataclass(frozen=True)
 class Entity:
@@ -84,20 +95,21 @@ class NerModel:
 
     # -- word level (shared with evaluation) -------------------------------------------
     @torch.inference_mode()
-    def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[TaggedSentence]:
-        """Tag each sentence of words (each must fit `max_length`; see `fit_windows`),
-        batching by length."""
+    def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = BATCH_SIZE,
+                  batch_tokens: int = BATCH_TOKENS) -> list[TaggedSentence]:
+        """Tag each sentence of words (each must fit `max_length`; see `fit_windows`), in
+        passes of at most `batch_size` sentences and `batch_tokens` padded tokens."""
+        if batch_size < 1 or batch_tokens < 1:
+            raise ValueError(f"batch_size and batch_tokens must be at least 1, not {batch_size} and {batch_tokens}")
         encoded = [encode_words(self.pieces, words, self.max_length, self.tagger.feature_buckets)
                    for words in sentences]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         results: list[TaggedSentence | None] = [None] * len(encoded)
-        for begin in range(0, len(order), batch_size):
-            batch = pad_batch([model_features(encoded[i], self.word_shapes) for i in order[begin:begin + batch_size]],
-                              self.pieces.pad_id)
+        for members in length_batches([len(e.input_ids) for e in encoded], batch_size, batch_tokens):
+            batch = pad_batch([model_features(encoded[i], self.word_shapes) for i in members], self.pieces.pad_id)
             logits = self.tagger(**{key: value.to(self.device) for key, value in batch.items()}).logits
             logits = logits.float().cpu()
             log_probs = torch.log_softmax(logits, dim=-1)
-            for row, index in enumerate(order[begin:begin + batch_size]):
+            for row, index in enumerate(members):
                 positions = encoded[index].first_token
                 word_scores = log_probs[row, positions]
                 path = best_path(logits[row, positions], self._start, self._trans, self.tagger.crf)
@@ -106,20 +118,24 @@ class NerModel:
         return results  # type: ignore[return-value]
 
     # -- text level ----------------------------------------------------------------------
-    def predict(self, texts: str | Iterable[str], batch_size: int = 32, progress: bool = False):
-        """Entities for one text (a list of `Entity`) or for many (a list of lists)."""
+    def predict(self, texts: str | Iterable[str], batch_size: int = BATCH_SIZE, batch_tokens: int = BATCH_TOKENS,
+                progress: bool = False):
+        """Entities for one text (a list of `Entity`) or for many (a list of lists).
+        `batch_size` and `batch_tokens` bound a forward pass (sentences, padded tokens):
+        they change speed and memory; the entities only through floating-point rounding."""
         if isinstance(texts, str):
-            return self._predict_many([texts], batch_size, progress)[0]
+            return self._predict_many([texts], batch_size, batch_tokens, progress)[0]
         if isinstance(texts, (bytes, bytearray)) or texts is None or not isinstance(texts, Iterable):
             raise TypeError(f"predict() takes a str or a list of str, not {type(texts).__name__}")
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"predict() takes a str or a list of str; item {i} is {type(text).__name__}")
-        return self._predict_many(texts, batch_size, progress)
+        return self._predict_many(texts, batch_size, batch_tokens, progress)
 
     def entity_spans(self, jobs: Sequence[tuple[str, Sequence[Sequence[WordRange]]]],
-                     batch_size: int = 32) -> list[list[tuple[Span, float]]]:
+                     batch_size: int = BATCH_SIZE, batch_tokens: int = BATCH_TOKENS,
+                     ) -> list[list[tuple[Span, float]]]:
         """For each (NFC text, sentences of word ranges): predicted spans with scores.
         The one path from words to spans, shared by predict() and evaluation."""
         windows: list[Sequence[WordRange]] = []
@@ -133,7 +149,7 @@ class NerModel:
                     surfaces.append(words_text[begin:end])
                     owners.append(index)
         results: list[list[tuple[Span, float]]] = [[] for _ in jobs]
-        for words, tagged, owner in zip(windows, self.tag_words(surfaces, batch_size), owners):
+        for words, tagged, owner in zip(windows, self.tag_words(surfaces, batch_size, batch_tokens), owners):
             text = jobs[owner][0]
             first_word = {start: k for k, (start, _) in enumerate(words)}
             last_word = {end: k for k, (_, end) in enumerate(words)}
@@ -142,7 +158,8 @@ class NerModel:
                 results[owner].append((span, sum(tagged.scores[first:last + 1]) / (last - first + 1)))
         return results
 
-    def _predict_many(self, texts: list[str], batch_size: int, progress: bool) -> list[list[Entity]]:
+    def _predict_many(self, texts: list[str], batch_size: int, batch_tokens: int,
+                      progress: bool) -> list[list[Entity]]:
         iterator = texts
         if progress:
             iterator = tqdm(texts, desc="segmenting", unit="text")
@@ -152,7 +169,7 @@ class NerModel:
             normalized.append(norm)
             jobs.append((norm.text, self.segmenter.segment(norm.text)))
         results: list[list[Entity]] = []
-        for text, norm, spans in zip(texts, normalized, self.entity_spans(jobs, batch_size)):
+        for text, norm, spans in zip(texts, normalized, self.entity_spans(jobs, batch_size, batch_tokens)):
             entities = []
             for span, score in spans:
                 start, end = norm.original_index(span.start), norm.original_index(span.end)

@@ -156,6 +156,25 @@ def pad_batch(features: Sequence[dict], pad_id: int) -> dict:
     return batch
 
 
+def length_batches(lengths: Sequence[int], max_sentences: int, max_tokens: int) -> list[list[int]]:
+    """Indices of sentences (by their token `lengths`) grouped into forward passes: sorted
+    by length, each pass at most `max_sentences` rows and at most `max_tokens` padded
+    tokens (rows x its longest), a longer sentence alone. On a CPU a pass costs what its
+    padded tokens cost, so a few long sentences must not pad a batch of short ones, while
+    short ones still share a pass (docs/benchmarks.md, "Prediction speed")."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        if current and (len(current) == max_sentences or (len(current) + 1) * lengths[index] > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def label_positions(encoded: EncodedSentence, label_ids: Sequence[int]) -> list[int]:
     """Labels aligned to sub-tokens: the word's label on its first sub-token, -100 elsewhere."""
     labels = [IGNORE_INDEX] * len(encoded.input_ids)

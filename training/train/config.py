@@ -112,7 +112,6 @@ class TrainConfig:
     early_stopping_patience: int = checked(5, lambda v: v >= 0)
     max_minutes: float | None = checked(None, lambda v: v > 0)  # opt-in wall-clock safety stop (see tiny)
     bf16: Literal["auto", True, False] = "auto"
-    logging_steps: int = 10
     num_threads: int | None = checked(None, lambda v: v > 0)  # torch threads; None: torch's default
 
 
