@@ -1,7 +1,7 @@
 """What could raise predict()'s ceiling: the encoder forward under other runtimes.
 
-On exactly the padded, length-sorted batches predict() runs (the five articles x
-`--copies`), fp32, one process: PyTorch eager attention, PyTorch SDPA attention (what
+On exactly the padded batches predict() runs (`length_batches` with its defaults; the
+five articles x `--copies`), fp32, one process: PyTorch eager attention, PyTorch SDPA attention (what
 predict() uses), `torch.compile` (inductor, dynamic shapes) and ONNX Runtime
 (`torch.onnx.export`, CPU execution provider, all graph optimisations). Each row reports
 its time, its rate against the SDPA row, and the largest difference of its logits from
@@ -30,14 +30,14 @@ def main() -> None:
     parser.add_argument("--model", help="exported model dir (default: the base-geometry benchmark model)")
     parser.add_argument("--copies", type=int, default=1, help="copies of the five articles")
     parser.add_argument("--repeat", type=int, default=3, help="best of N timings")
-    parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
     import torch
     from transformers import AutoModelForTokenClassification
 
     from training import load_model
-    from training.model.encoding import encode_words, fit_windows, model_features, pad_batch
+    from training.inference.model import BATCH_SIZE, BATCH_TOKENS
+    from training.model.encoding import encode_words, fit_windows, length_batches, model_features, pad_batch
     from training.text.segmentation import word_surface
 
     model_dir = Path(args.model or base_sized_model())
@@ -48,11 +48,11 @@ def main() -> None:
         for words in reference.segmenter.segment(text):
             surfaces = [word_surface(text, w) for w in words]
             windows += [surfaces[a:b] for a, b in fit_windows(reference.pieces, surfaces, reference.max_length)]
-    encoded = sorted((encode_words(reference.pieces, w, reference.max_length) for w in windows),
-                     key=lambda e: len(e.input_ids))
-    tokens = sum(len(e.input_ids) for e in encoded)
-    batches = [pad_batch([model_features(e, False) for e in encoded[i:i + args.batch_size]], reference.pieces.pad_id)
-               for i in range(0, len(encoded), args.batch_size)]
+    encoded = [encode_words(reference.pieces, w, reference.max_length) for w in windows]
+    lengths = [len(e.input_ids) for e in encoded]
+    tokens = sum(lengths)
+    batches = [pad_batch([model_features(encoded[i], False) for i in members], reference.pieces.pad_id)
+               for members in length_batches(lengths, BATCH_SIZE, BATCH_TOKENS)]
     print(machine())
     print(f"model: {model_dir}; {len(batches)} batches, {tokens} tokens; fp32; best of {args.repeat}\n", flush=True)
 
@@ -99,7 +99,8 @@ def onnx_runtime_runner(module, batches):
         print(f"ONNX Runtime row skipped: {exc}", file=sys.stderr)
         return None
     path = Path(tempfile.mkdtemp()) / "encoder.onnx"
-    sample = batches[-1]
+    # a sample with both dimensions above 1: torch.export specialises a dimension of size 1
+    sample = max(batches, key=lambda b: min(b["input_ids"].shape))
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=258)
     torch.onnx.export(module, (), str(path), kwargs={"input_ids": sample["input_ids"],
                                                      "attention_mask": sample["attention_mask"]},

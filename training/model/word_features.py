@@ -18,6 +18,7 @@ Feature strings are hashed with CRC-32 (stable across processes, unlike `hash()`
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 import zlib
 from typing import Sequence
@@ -39,6 +40,8 @@ MAX_FEATURES = (1 + 12 + 4 + len(FLAGS) + len(CONTEXT) * (3 + len(CONTEXT_FLAGS)
                 + 2 + 2)
 
 
+# news repeats its words: the per-word parts are cached (pure functions of the word)
+@functools.lru_cache(maxsize=1 << 16)
 def fine_shape(word: str) -> str:
     """Character classes with repeats collapsed: `Hà_Nội` -> `Xx_Xx`, `07/10/2024` -> `d/d/d`."""
     out: list[str] = []
@@ -56,7 +59,8 @@ def fine_shape(word: str) -> str:
     return "".join(out)
 
 
-def _flags(word: str) -> list[str]:
+@functools.lru_cache(maxsize=1 << 16)
+def _flags(word: str) -> tuple[str, ...]:
     """Binary word classes: a name never seen in training still shares them with the
     names that were, so a feature CRF generalises through these to unseen names."""
     syllables = [s for s in word.split("_") if s]
@@ -67,10 +71,11 @@ def _flags(word: str) -> list[str]:
         "hasdigit": any(c.isdigit() for c in word),
         "punct": all(not c.isalnum() for c in word),
     }
-    return [name for name in FLAGS if found[name]]
+    return tuple(name for name in FLAGS if found[name])
 
 
-def _own(word: str) -> list[str]:
+@functools.lru_cache(maxsize=1 << 16)
+def _own(word: str) -> tuple[str, ...]:
     """Features of the word itself (one string each, named by template)."""
     lower = word.lower()
     syllables = lower.split("_")
@@ -78,7 +83,7 @@ def _own(word: str) -> list[str]:
            f"fs={syllables[0]}", f"ls={syllables[-1]}"]
     own += [f"p{k}={lower[:k]}" for k in (1, 2, 3)] + [f"x{k}={lower[-k:]}" for k in (1, 2, 3)]
     own += [f"y={syllable}" for syllable in syllables[:4]]
-    return own + [f"f={flag}" for flag in _flags(word)]
+    return (*own, *(f"f={flag}" for flag in _flags(word)))
 
 
 def feature_strings(words: Sequence[str]) -> list[list[str]]:
