@@ -170,3 +170,25 @@ def test_predict_speed_prints_every_row_and_the_goals(tiny_model_dir):
                 "predict() fp32", "predict() bf16", "underthesea ner()"):
         assert row in out, f"row {row!r} missing:\n{out}"
     assert "goals: default >= 2x best pipeline" in out and "agreement >= 99.5%" in out
+
+
+@pytest.mark.slow
+def test_predict_speed_fp32_only_skips_bf16_only_where_the_default_is_fp32(tiny_model_dir):
+    import subprocess
+    import sys
+
+    import torch
+
+    from conftest import ROOT
+    from training.inference.precision import choose_precision
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.predict_speed", "--model", str(tiny_model_dir),
+                           "--copies", "1", "--repeat", "1", "--pipeline-batches", "1", "--fp32-only"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if choose_precision("auto", torch.device("cpu")).name == "fp32":
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [line for line in done.stdout.splitlines() if line.startswith(("HF pipeline", "raw ", "predict()"))]
+        assert len(rows) == 4 and not [row for row in rows if "bf16" in row], rows
+        assert "not judged (--fp32-only)" in done.stdout
+    else:  # bf16 is the default here: skipping its rows would hide the figures that matter
+        assert done.returncode == 2 and "--fp32-only" in done.stderr
