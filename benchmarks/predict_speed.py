@@ -30,8 +30,10 @@ import argparse
 import copy
 import json
 import sys
+import time
+from collections.abc import Callable
 
-from benchmarks.common import ROOT, base_sized_model, machine, timed
+from benchmarks.common import ROOT, base_sized_model, machine
 from training.common.tables import Table
 
 
@@ -47,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="exported model dir (default: the base-geometry benchmark model)")
     parser.add_argument("--copies", type=int, default=4, help="copies of the five articles to tag")
-    parser.add_argument("--repeat", type=int, default=2, help="best of N timings")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; each row reports its best")
     parser.add_argument("--pipeline-batches", default="1,8,32", help="the pipeline's batch sizes, comma-separated")
     parser.add_argument("--fp32-only", action="store_true",
                         help="skip the bf16 rows where the default is fp32 (a CPU without hardware bf16, where they "
@@ -96,40 +98,46 @@ def main() -> None:
     print(f"model: {model_dir} ({sum(p.numel() for p in fp32.tagger.encoder.parameters()) / 1e6:.1f}M parameters, "
           f"attention: {fp32.tagger.encoder.config._attn_implementation}); {len(texts)} texts, "
           f"{len(windows)} sentences, {tokens} PhoBERT tokens ({padded} padded, in {len(batches)} passes); "
-          f"best of {args.repeat}\ndefault: {default!r}\n", flush=True)
+          f"best of {args.repeat} rounds, each timing every method once\ndefault: {default!r}\n", flush=True)
 
     encoders = {"fp32": fp32.tagger.encoder}
     if not args.fp32_only:
         encoders["bf16"] = copy.deepcopy(fp32.tagger.encoder).to(torch.bfloat16)
-    rows: list[tuple[str, float]] = []
-
-    def measure(name, fn):
-        fn()  # warm-up: first-call allocations and lazy initialisation are not the steady rate
-        result, seconds = timed(fn, args.repeat)
-        rows.append((name, seconds))
-        print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
-        return result
-
+    methods: dict[str, Callable[[], object]] = {}
     for dtype, encoder in encoders.items():
         hf = pipeline("token-classification", model=encoder, tokenizer=fp32.tokenizer, device=-1)
-        for batch_size in [int(size) for size in args.pipeline_batches.split(",")]:
-            with torch.inference_mode():
-                measure(f"HF pipeline, model {dtype}, batch {batch_size}",
-                        lambda hf=hf, size=batch_size: hf(sentences, batch_size=size))
+        for size in [int(size) for size in args.pipeline_batches.split(",")]:
+            methods[f"HF pipeline, model {dtype}, batch {size}"] = lambda hf=hf, size=size: hf(sentences, batch_size=size)
     for dtype, encoder in encoders.items():
-        measure(f"raw encoder forward {dtype} (ceiling)", lambda encoder=encoder: raw_forward(encoder))
-    ours = {}
+        methods[f"raw encoder forward {dtype} (ceiling)"] = lambda encoder=encoder: raw_forward(encoder)
+    predict_rows = {name: f"predict() {name}" + (f" ({model.precision.name})" if name == "default" else "")
+                    for name, model in models.items()}
     for name, model in models.items():
-        ours[name] = measure(f"predict() {name}" + (f" ({model.precision.name})" if name == "default" else ""),
-                             lambda model=model: model.predict(texts))
-    measure("underthesea ner() (own segmentation, PER/LOC/ORG)", lambda: [underthesea_ner(t) for t in texts])
+        methods[predict_rows[name]] = lambda model=model: model.predict(texts)
+    methods["underthesea ner() (own segmentation, PER/LOC/ORG)"] = lambda: [underthesea_ner(t) for t in texts]
 
+    # round-robin: every round times each method once, so a change of load on a shared
+    # machine affects all rows alike instead of the rows that happened to run during it
+    best = dict.fromkeys(methods, float("inf"))
+    outputs = {}
+    with torch.inference_mode():
+        for name, fn in methods.items():
+            outputs[name] = fn()  # warm-up: first-call allocations and lazy initialisation
+        for round_number in range(1, args.repeat + 1):
+            for name, fn in methods.items():
+                started = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - started)
+            print(f"  round {round_number}/{args.repeat}: " + ", ".join(f"{s:.2f}" for s in best.values()),
+                  file=sys.stderr, flush=True)
+    rows = list(best.items())
+    ours = {name: outputs[row] for name, row in predict_rows.items()}
     seconds = dict(rows)
     best_pipeline = min(s for name, s in rows if name.startswith("HF pipeline"))
     print(Table(["method", "seconds", "texts/s", "tokens/s", "x best pipeline"],
                 [[name, s, len(texts) / s, tokens / s, best_pipeline / s] for name, s in rows]))
 
-    t_default = seconds[f"predict() default ({default.precision.name})"]
+    t_default = seconds[predict_rows["default"]]
     t_raw = seconds[f"raw encoder forward {default.precision.name} (ceiling)"]
 
     def verdict(ok: bool) -> str:
