@@ -53,7 +53,12 @@ def test_fallback_is_loud_and_recorded(tmp_path, capsys):
     target = run_once(config, resume=False)
     out = capsys.readouterr().out
     assert "PRETRAINED BACKBONE NOT LOADED: vinai/phobert-base-v2" in out and "FALLING BACK" in out
+    box = [line for line in out.splitlines() if line.startswith("!")]
+    assert len({len(line) for line in box}) == 1  # wrapped inside one width, not cut
     metrics = json.loads((target / "metrics.json").read_text())
+    shown = " ".join(line.strip("! ") for line in box)
+    reason = metrics["backbone"]["fallback_reason"].split()
+    assert reason[0] in shown and (reason[-1] in shown or shown.count(" ...")), (reason, shown)  # its end too
     assert metrics["backbone"]["requested"] == "vinai/phobert-base-v2"
     assert metrics["backbone"]["used"] == "tiny" and metrics["backbone"]["fallback_reason"]
     assert "does NOT use the requested pretrained backbone" in (target / "model_card.md").read_text()

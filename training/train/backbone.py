@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -52,10 +53,11 @@ class Backbone:
         return {"requested": self.requested, "used": self.used, "fallback_reason": self.fallback_reason}
 
 
-def banner(lines: list[str]) -> str:
-    width = max(len(line) for line in lines) + 4
+def banner(lines: list[str], width: int = 88) -> str:
+    """A box of `!` around `lines`, each wrapped (not cut) to fit `width` characters."""
+    wrapped = [part for line in lines for part in textwrap.wrap(line, width - 4) or [""]]
     rule = "!" * width
-    return "\n".join([rule, *(f"! {line.ljust(width - 4)} !" for line in lines), rule])
+    return "\n".join([rule, *(f"! {part.ljust(width - 4)} !" for part in wrapped), rule])
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
@@ -117,7 +119,7 @@ def load_backbone(config: ModelConfig, labels: list[str], training_words: Iterab
         )
     print(banner([
         f"PRETRAINED BACKBONE NOT LOADED: {requested}",
-        f"reason: {reason[:150]}",
+        f"reason: {textwrap.shorten(reason, 320, placeholder=' ...')}",
         "FALLING BACK to the tiny offline backbone (trained from scratch on your data):",
         "expect much lower accuracy than PhoBERT. To use the real model, download",
         "vinai/phobert-base-v2 elsewhere and set model.name_or_path to that directory,",
