@@ -3,9 +3,11 @@ PhoBERT-base-geometry model trained on the gold corpus (cached under build/)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -61,3 +63,35 @@ def base_sized_model(epochs: int = 12) -> Path:
         f"data.labeling_config={ROOT / 'annotations' / 'labeling_config.xml'}",
     ])
     return run_once(config, resume=False)
+
+
+def article_texts(copies: int = 1) -> list[str]:
+    """The bundled articles' texts, `copies` times over."""
+    tasks = json.loads((ROOT / "annotations" / "tasks.json").read_text(encoding="utf-8"))
+    return [task["data"]["text"] for task in tasks] * copies
+
+
+@dataclass
+class EncoderPasses:
+    windows: list[list[str]]  # the word lists predict() tags, in text order
+    tokens: int  # their PhoBERT tokens, <s> and </s> included, before padding
+    batches: list[dict]  # padded input_ids / attention_mask, grouped as predict() groups them
+
+
+def encoder_passes(model, texts: list[str]) -> EncoderPasses:
+    """What predict() hands the encoder for `texts` (its segmentation, `fit_windows` and
+    `length_batches` with its defaults), without the word features: the raw forward's input."""
+    from training.inference.model import BATCH_SIZE, BATCH_TOKENS
+    from training.model.encoding import encode_words, fit_windows, length_batches, model_features, pad_batch
+    from training.text.segmentation import word_surface
+
+    windows = []
+    for text in texts:
+        for words in model.segmenter.segment(text):
+            surfaces = [word_surface(text, w) for w in words]
+            windows += [surfaces[a:b] for a, b in fit_windows(model.pieces, surfaces, model.max_length)]
+    encoded = [encode_words(model.pieces, words, model.max_length) for words in windows]
+    lengths = [len(e.input_ids) for e in encoded]
+    batches = [pad_batch([model_features(encoded[i], False) for i in members], model.pieces.pad_id)
+               for members in length_batches(lengths, BATCH_SIZE, BATCH_TOKENS)]
+    return EncoderPasses(windows, sum(lengths), batches)

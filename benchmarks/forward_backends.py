@@ -16,12 +16,11 @@ is only read at equal output. Intel's extension for PyTorch has no build for tor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT, base_sized_model, machine, timed
+from benchmarks.common import article_texts, base_sized_model, encoder_passes, machine, timed
 from training.common.tables import Table
 
 
@@ -36,23 +35,10 @@ def main() -> None:
     from transformers import AutoModelForTokenClassification
 
     from training import load_model
-    from training.inference.model import BATCH_SIZE, BATCH_TOKENS
-    from training.model.encoding import encode_words, fit_windows, length_batches, model_features, pad_batch
-    from training.text.segmentation import word_surface
 
     model_dir = Path(args.model or base_sized_model())
-    reference = load_model(model_dir, precision="fp32")
-    texts = [t["data"]["text"] for t in json.loads((ROOT / "annotations" / "tasks.json").read_text())] * args.copies
-    windows = []
-    for text in texts:
-        for words in reference.segmenter.segment(text):
-            surfaces = [word_surface(text, w) for w in words]
-            windows += [surfaces[a:b] for a, b in fit_windows(reference.pieces, surfaces, reference.max_length)]
-    encoded = [encode_words(reference.pieces, w, reference.max_length) for w in windows]
-    lengths = [len(e.input_ids) for e in encoded]
-    tokens = sum(lengths)
-    batches = [pad_batch([model_features(encoded[i], False) for i in members], reference.pieces.pad_id)
-               for members in length_batches(lengths, BATCH_SIZE, BATCH_TOKENS)]
+    passes = encoder_passes(load_model(model_dir, precision="fp32"), article_texts(args.copies))
+    tokens, batches = passes.tokens, passes.batches
     print(machine())
     print(f"model: {model_dir}; {len(batches)} batches, {tokens} tokens; fp32; best of {args.repeat}\n", flush=True)
 

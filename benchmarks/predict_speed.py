@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from collections.abc import Callable
 
-from benchmarks.common import ROOT, base_sized_model, machine
+from benchmarks.common import article_texts, base_sized_model, encoder_passes, machine
 from training.common.tables import Table
 
 
@@ -61,12 +60,9 @@ def main() -> None:
     from underthesea import ner as underthesea_ner
 
     from training import load_model
-    from training.inference.model import BATCH_SIZE, BATCH_TOKENS
-    from training.model.encoding import encode_words, fit_windows, length_batches, model_features, pad_batch
-    from training.text.segmentation import word_surface
 
     model_dir = args.model or base_sized_model()
-    texts = [t["data"]["text"] for t in json.loads((ROOT / "annotations" / "tasks.json").read_text())] * args.copies
+    texts = article_texts(args.copies)
     default = load_model(model_dir)
     fp32 = load_model(model_dir, precision="fp32")
     if args.fp32_only and default.precision.name != "fp32":
@@ -75,18 +71,9 @@ def main() -> None:
     if not args.fp32_only:
         models["bf16"] = load_model(model_dir, precision="bf16")
 
-    # the windows predict() tags, as word lists; the pipeline gets them joined by spaces
-    windows = []
-    for text in texts:
-        for words in fp32.segmenter.segment(text):
-            surfaces = [word_surface(text, w) for w in words]
-            windows += [surfaces[a:b] for a, b in fit_windows(fp32.pieces, surfaces, fp32.max_length)]
-    sentences = [" ".join(words) for words in windows]
-    encoded = [encode_words(fp32.pieces, words, fp32.max_length) for words in windows]
-    lengths = [len(e.input_ids) for e in encoded]
-    tokens = sum(lengths)
-    batches = [pad_batch([model_features(encoded[i], False) for i in members], fp32.pieces.pad_id)
-               for members in length_batches(lengths, BATCH_SIZE, BATCH_TOKENS)]
+    passes = encoder_passes(fp32, texts)
+    windows, tokens, batches = passes.windows, passes.tokens, passes.batches
+    sentences = [" ".join(words) for words in windows]  # the pipeline gets the same word lists
 
     def raw_forward(encoder):
         with torch.inference_mode():

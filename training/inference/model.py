@@ -48,6 +48,7 @@ from .precision import Precision, choose_precision
 BATCH_SIZE = 64
 BATCH_TOKENS = 1024
 
+
 @dataclass(frozen=True)
 class Entity:
     text: str
