@@ -259,9 +259,9 @@ case("conll-crlf", CONLL.replace("\n", "\r\n").encode(), "intact", suffix=".conl
 case("conll-tabs", CONLL.replace(" ", "\t").encode(), "intact", suffix=".conll", spans="clean")
 case("conll-tab-word-with-space", CONLL.replace(" ", "\t").replace("Việt_Nam", "Việt Nam").encode(), "intact",
      suffix=".conll", spans="clean")
-case("conll-missing-tag", CONLL.replace("đến O", "đến").encode(), "error", "line 3", "expected 'word TAG'",
+case("conll-missing-tag", CONLL.replace("đến O", "đến").encode(), "error", "line 3", "1 column(s)",
      suffix=".conll")
-case("conll-bad-tag", CONLL.replace("B-PER", "PER").encode(), "error", "line 7", "'PER'", suffix=".conll")
+case("conll-bad-tag", CONLL.replace("B-PER", "PER").encode(), "error", "line 8", "'PER'", suffix=".conll")
 case("conll-empty", b"", "error", "no sentence", suffix=".conll")
 case("conll-docstart-only", b"-DOCSTART- O\n\n", "error", "no sentence", suffix=".conll")
 case("conll-non-utf8", CONLL.encode("utf-16"), "error", "cannot read", suffix=".conll")

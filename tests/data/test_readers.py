@@ -206,7 +206,7 @@ def test_conll_tag_column_and_unmapped_types():
 def test_conll_errors_name_the_line(tmp_path):
     path = tmp_path / "bad.conll"
     path.write_text("Hà_Nội B-LOC\nđẹp X-Y\n", encoding="utf-8")
-    with pytest.raises(AnnotationError, match=r"bad.conll: task line 1.*'X-Y'"):
+    with pytest.raises(AnnotationError, match=r"bad.conll: task line 2: word 'đẹp' has tag 'X-Y'"):
         read_corpus(path)
 
 
@@ -222,3 +222,123 @@ def test_stats_command_prints_counts(capsys):
     out = capsys.readouterr().out
     assert "TOTAL" in out and "EVENT" in out and "000_796d6a87ad8d1a6e.txt" in out
 
+
+
+# --- CoNLL as a table, label maps, invisible characters (a hostile pass over the readers) ---
+
+def test_conll_line_with_more_columns_than_the_file_is_an_error_not_a_cut_word(tmp_path):
+    path = tmp_path / "spaces.conll"
+    path.write_text("Ông O\nĐỗ Hùng Việt B-PER\nđến O\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"spaces.conll: task line 2: 4 column\(s\), but the file's first line "
+                                              r"has 2"):
+        read_corpus(path)
+
+
+def test_conll_no_break_space_stays_inside_its_word(tmp_path):
+    path = tmp_path / "nbsp.conll"
+    path.write_text("Ông O\nĐỗ\u00a0Hùng_Việt B-PER\nđến O\n", encoding="utf-8")
+    (doc,) = read_corpus(path).documents
+    assert [(s.text, s.label) for s in doc.spans] == [("Đỗ\u00a0Hùng Việt", "PER")]
+
+
+def test_conll_tag_column_is_found_and_reported_for_vlsp_style_files():
+    corpus = read_corpus(FIXTURES / "vlsp_style.conll")  # word POS chunk NER nested-NER
+    assert [(s.text, s.label) for d in corpus.documents for s in d.spans] == [
+        ("Nguyễn Văn Tâm", "PER"), ("Quảng Ninh", "LOC"), ("Báo Thanh Niên", "ORG"), ("Đại hội", "MISC")]
+    assert any("entity tags read from column 3" in w and "data.tag_column" in w for w in corpus.warnings)
+    nested = read_corpus(FIXTURES / "vlsp_style.conll", tag_column=4)
+    assert [s for d in nested.documents for s in d.spans] == []
+
+
+def test_conll_without_an_entity_column_asks_for_tag_column(tmp_path):
+    path = tmp_path / "chunks.conll"
+    path.write_text("Ông N B-NP\nViệt Np I-NP\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match="set data.tag_column"):
+        read_corpus(path)
+    with pytest.raises(AnnotationError, match="data.tag_column is 5, but the lines have 3 columns"):
+        read_corpus(path, tag_column=5)
+
+
+@pytest.mark.parametrize("fixture", ["vlsp_style.conll", "covid_style.jsonl"])
+def test_types_a_label_map_drops_are_counted_in_a_warning(fixture):
+    label_map = {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "PATIENT_ID": "PER"}
+    corpus = read_corpus(FIXTURES / fixture, label_map=label_map)
+    dropped = [w for w in corpus.warnings if "the label map makes O dropped" in w]
+    assert len(dropped) == 1 and str(FIXTURES / fixture) in dropped[0]
+    kept = {s.label for d in corpus.documents for s in d.spans}
+    assert kept <= {"PER", "LOC", "ORG"}
+
+
+def test_i_tag_repair_names_the_word_and_its_line(tmp_path):
+    path = tmp_path / "iob1.conll"
+    path.write_text("Ông O\nViệt_Nam I-LOC\n", encoding="utf-8")
+    corpus = read_corpus(path)
+    assert [s.label for d in corpus.documents for s in d.spans] == ["LOC"]
+    assert any("line 2: word 'Việt_Nam': I-LOC" in w and "read as B-LOC" in w for w in corpus.warnings)
+
+
+def test_several_labels_are_an_error_even_when_the_map_drops_one(tmp_path):
+    task = make_task(TEXT, [(11, 23, "PER")])
+    task["annotations"][0]["result"][0]["value"]["labels"] = ["PER", "MISC"]
+    path = write_export(tmp_path / "two.json", [task])
+    with pytest.raises(AnnotationError, match="several labels"):
+        read_corpus(path, label_map={"PER": "PER"})
+
+
+@pytest.mark.parametrize("mark", ["\u200b", "\ufeff", "\x07"])
+def test_invisible_characters_at_a_span_edge_are_trimmed_like_whitespace(tmp_path, mark):
+    from training.text.segmentation import get_segmenter
+
+    text = f"Ông {mark}Đỗ Hùng Việt{mark} đến."
+    start, end = 4, 4 + len("Đỗ Hùng Việt") + 2
+    path = write_export(tmp_path / "edge.json", [make_task(text, [(start, end, "PER")])])
+    corpus = read_corpus(path)
+    (doc,) = corpus.documents
+    assert [s.text for s in doc.spans] == ["Đỗ Hùng Việt"]
+    assert any("invisible characters" in w and "trimmed" in w for w in corpus.warnings)
+    (sentence,) = document_sentences(doc, get_segmenter("underthesea"))
+    assert "B-PER" in sentence.tags
+
+
+def test_a_span_of_invisible_characters_only_is_an_error(tmp_path):
+    text = "Ông \u200b đến."
+    path = write_export(tmp_path / "zw.json", [make_task(text, [(4, 5, "PER")])])
+    with pytest.raises(AnnotationError, match="task 7.*only whitespace or invisible characters"):
+        read_corpus(path)
+
+
+def test_a_span_edge_inside_an_nfd_character_is_reported(tmp_path):
+    text = unicodedata.normalize("NFD", "Ông Việt đến")
+    start = text.index("Vi")
+    cut = write_export(tmp_path / "cut.json", [make_task(text, [(start, start + 3, "PER")])])  # 'Vie' without marks
+    corpus = read_corpus(cut)
+    assert any("inside a character" in w for w in corpus.warnings)
+    marks = write_export(tmp_path / "marks.json", [make_task(text, [(start + 3, start + 4, "PER")])])
+    with pytest.raises(AnnotationError, match="only part of a character"):
+        read_corpus(marks)
+
+
+def test_the_latest_annotation_wins_across_time_zones(tmp_path):
+    task = make_task(TEXT, [(11, 23, "PER")])
+    older = {"id": 1, "updated_at": "2026-01-01T10:00:00+07:00", "result": []}  # 03:00 UTC
+    newer = {**task["annotations"][0], "id": 2, "updated_at": "2026-01-01T05:00:00Z"}
+    task["annotations"] = [older, newer]
+    (doc,) = read_corpus(write_export(tmp_path / "tz.json", [task])).documents
+    assert [s.label for s in doc.spans] == ["PER"]
+
+
+def test_format_detection_ignores_case_and_names_unreadable_formats(tmp_path):
+    from training.data.readers import detect_format
+
+    assert detect_format(tmp_path / "a.JSONL") == "jsonl"
+    assert detect_format(tmp_path / "a.IOB2") == "conll"
+    with pytest.raises(AnnotationError, match="CSV exports are not read"):
+        detect_format(tmp_path / "export.csv")
+    with pytest.raises(AnnotationError, match="this is JSON, not CoNLL"):
+        read_corpus(GOLD, fmt="conll")
+
+
+def test_a_flood_of_problems_is_cut_in_the_message():
+    error = AnnotationError([f"problem {i}" for i in range(500)])
+    assert len(error.problems) == 500
+    assert "problem 49\n" in str(error) and "problem 50\n" not in str(error) and "... and 450 more" in str(error)

@@ -82,6 +82,16 @@ BAD_VALUES = [
     ("model.tiny.vocab_size=-5", "model.tiny.vocab_size"),
     ("output.save_total_limit=-1", "output.save_total_limit"),
     ("model.tiny.epochs=-1", "model.tiny.epochs"),
+    ("model.tiny.epochs=.inf", "model.tiny.epochs"),  # YAML reads .inf as a float
+    ("train.learning_rate=.nan", "train.learning_rate"),
+    ("data.split.dev=.inf", "data.split.dev"),
+    ("data.split.test=1.5", "data.split.test"),  # neither a fraction nor a count
+    ("seed=-1", "seed"),
+    ("seed=4294967296", "seed"),
+    ("data.labels=[ORG, PER, ORG]", "data.labels"),
+    ("data.labels=[]", "data.labels"),
+    ("pretrain.texts=[/missing/extra.txt]", "pretrain.texts"),
+    ("run_name=' '", "run_name"),
 ]
 
 

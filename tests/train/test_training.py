@@ -161,6 +161,52 @@ def test_evaluate_command_matches_the_training_evaluation(tiny_model_dir, tmp_pa
     assert "micro avg" in out and "5 document(s)" in out and errors.exists()
 
 
+def test_evaluate_command_shows_what_the_reader_skipped_and_runs_outside_the_repo(tiny_model_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
+    from training.evaluate import main
+
+    tasks = json.loads((ROOT / "annotations" / "gold_export.json").read_text(encoding="utf-8"))[:2]
+    tasks[1]["annotations"][0]["was_cancelled"] = True
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the default labeling config path is relative to the repo: not needed
+    assert main([str(tiny_model_dir), str(export)]) == 0
+    captured = capsys.readouterr()
+    assert "1 document(s)" in captured.out
+    assert f"warning: {export}: task {tasks[1]['id']}" in captured.err and "skipped" in captured.err
+
+    tasks[0]["annotations"][0]["was_cancelled"] = True
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    assert main([str(tiny_model_dir), str(export)]) == 1
+    assert "no usable document to score" in capsys.readouterr().err
+    assert main([str(tiny_model_dir), str(ROOT / "annotations" / "gold_export.json"), "--errors", str(tmp_path)]) == 1
+    assert f"error: --errors {tmp_path}" in capsys.readouterr().err
+
+
+def test_evaluate_command_reads_the_format_from_the_config(tiny_model_dir, tmp_path, capsys):
+    from training.evaluate import main
+
+    data = tmp_path / "sentences.data"  # a suffix that says nothing: the config's data.format decides
+    data.write_text("Ông O\nĐỗ_Hùng_Việt B-PER\nđến O\nHà_Nội B-LOC\n", encoding="utf-8")
+    config = tmp_path / "conll.yaml"
+    config.write_text("data:\n  format: conll\n  labeling_config: null\n", encoding="utf-8")
+    assert main([str(tiny_model_dir), str(data), "--config", str(config)]) == 0
+    assert "1 document(s)" in capsys.readouterr().out
+
+
+def test_training_on_an_export_with_no_usable_task_says_why(tmp_path, capsys):
+    from training.run import main
+
+    tasks = json.loads((ROOT / "annotations" / "gold_export.json").read_text(encoding="utf-8"))
+    for task in tasks:
+        task["annotations"][0]["was_cancelled"] = True
+    export = tmp_path / "cancelled.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    assert main(["--config", "configs/tiny.yaml", "--set", f"data.train={export}"]) != 0
+    err = capsys.readouterr().err
+    assert "no usable document to train on" in err and "1 (cancelled)" in err
+
+
 def test_two_process_ddp_run_on_cpu(tmp_path):
     """The same command under torchrun (gloo): both ranks train, rank 0 exports once."""
     result = subprocess.run(

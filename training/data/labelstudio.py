@@ -19,7 +19,9 @@ Every annotation in the file becomes spans or is named in a warning or an error
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,10 +54,22 @@ def _id_key(value: Any) -> tuple:
     return (0, 0, str(value))
 
 
+def _moment(value: Any) -> float:
+    """An ISO 8601 time as seconds since the epoch (no zone: UTC); -inf when absent or
+    unreadable. Compared as strings, `10:00+07:00` would be later than `05:00Z`."""
+    if not isinstance(value, str):
+        return -math.inf
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return -math.inf
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def annotation_rank(annotation: Mapping[str, Any], id_key: str) -> tuple:
     return (
         annotation.get("ground_truth") is True,
-        str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+        _moment(annotation.get("updated_at") or annotation.get("created_at")),
         _id_key(annotation.get(id_key)),
     )
 
@@ -134,7 +148,8 @@ class _Reading:
         if not mapped:
             self.mapped_to_o.update(labels)
             return None
-        self.spans.append(RawSpan(raw.start, raw.end, mapped[0], raw.text, tuple(mapped)))
+        # the label list as written, so that a second label is an error even when the map drops it
+        self.spans.append(RawSpan(raw.start, raw.end, mapped[0], raw.text, tuple(labels)))
         return None
 
     def report(self) -> None:

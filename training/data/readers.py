@@ -21,10 +21,14 @@ FORMATS = ("labelstudio", "labelstudio-min", "conll", "jsonl")
 
 def detect_format(path: str | Path) -> str:
     path = Path(path)
-    if path.suffix in (".jsonl", ".ndjson"):
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    if path.suffix in (".conll", ".txt", ".tsv", ".iob", ".bio"):
+    if suffix in (".conll", ".txt", ".tsv", ".iob", ".iob2", ".bio"):
         return "conll"
+    if suffix == ".csv":
+        raise AnnotationError([f"{path}: CSV exports are not read (they flatten the spans); export JSON or "
+                               "JSON-MIN from Label Studio"])
     data = load_json(path)
     # Every item is looked at: one task without `data` must not turn a full export
     # into JSON-MIN. What is neither goes to the full reader, whose errors are clearest.
@@ -34,7 +38,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_corpus(path: str | Path, fmt: str = "auto", schema: LabelSchema | None = None,
-                label_map: Mapping[str, str | None] | None = None, tag_column: int = -1) -> Corpus:
+                label_map: Mapping[str, str | None] | None = None, tag_column: int | None = None) -> Corpus:
     """Read any supported format. With `schema`, labels outside it are errors; for
     CoNLL/JSON lines without a schema the label set comes from the data."""
     if fmt == "auto":

@@ -82,7 +82,10 @@ def tags_within(words: Sequence[WordRange], spans: Sequence[Span]) -> list[str]:
 def document_sentences(doc: Document, segmenter: Segmenter) -> list[LabelledSentence]:
     """Segment a document (or use its given words) and tag each word from the gold spans."""
     raw = doc.words if doc.words is not None else segmenter.segment(doc.text)
-    return [
-        LabelledSentence(doc.id, doc.text, words, tags_within(words, doc.spans))
-        for words in align_sentences(doc.text, raw, doc.spans)
-    ]
+    try:
+        return [
+            LabelledSentence(doc.id, doc.text, words, tags_within(words, doc.spans))
+            for words in align_sentences(doc.text, raw, doc.spans)
+        ]
+    except ValueError as exc:  # a span the readers let through that no word boundary fits
+        raise ValueError(f"{doc.source or 'document'}: task {doc.id}: {exc}") from exc

@@ -11,7 +11,7 @@ from typing import Sequence
 from ..text.documents import Document
 from ..text.schema import LabelSchema, read_labeling_config
 from .config import DataConfig, SplitConfig
-from .readers import detect_format, read_corpus
+from .readers import Corpus, detect_format, read_corpus
 
 
 @dataclass
@@ -37,9 +37,9 @@ def resolve_schema(data: DataConfig, path: str | Path, labels: Sequence[str] | N
     return schema
 
 
-def load_split_documents(path: str | Path, data: DataConfig, labels: Sequence[str] | None = None) -> list[Document]:
-    corpus = read_corpus(path, data.format, resolve_schema(data, path, labels), data.label_map, data.tag_column)
-    return corpus.documents
+def load_split_documents(path: str | Path, data: DataConfig, labels: Sequence[str] | None = None) -> Corpus:
+    """One file read as the run config's `data:` section says (evaluation data)."""
+    return read_corpus(path, data.format, resolve_schema(data, path, labels), data.label_map, data.tag_column)
 
 
 def _count(value: float, total: int) -> int:
@@ -74,6 +74,8 @@ def load_splits(data: DataConfig, seed: int) -> Splits:
     read = lambda path: read_corpus(path, data.format, schema, data.label_map, data.tag_column)  # noqa: E731
     train_corpus = read(data.train)
     warnings = list(train_corpus.warnings)
+    if not train_corpus.documents:
+        raise ValueError("\n  ".join([f"{data.train}: no usable document to train on", *_some(warnings)]))
     dev = test = None
     if data.dev:
         dev_corpus = read(data.dev)
@@ -84,7 +86,10 @@ def load_splits(data: DataConfig, seed: int) -> Splits:
     train = train_corpus.documents
     if dev is None or test is None:
         split = SplitConfig(dev=0 if dev is not None else data.split.dev, test=0 if test is not None else data.split.test)
-        train, held_dev, held_test = split_documents(train, split, seed)
+        try:
+            train, held_dev, held_test = split_documents(train, split, seed)
+        except ValueError as exc:  # too few documents: the readers' warnings may say why
+            raise ValueError("\n  ".join([str(exc), *_some(warnings)])) from None
         dev = dev if dev is not None else held_dev
         test = test if test is not None else held_test
     if schema is not None:
@@ -98,6 +103,10 @@ def load_splits(data: DataConfig, seed: int) -> Splits:
     if not labels:
         raise ValueError(f"{data.train}: no entity labels found in the data or the config")
     return Splits(train, dev, test, labels, warnings)
+
+
+def _some(lines: list[str], limit: int = 20) -> list[str]:
+    return lines if len(lines) <= limit else [*lines[:limit], f"... and {len(lines) - limit} more"]
 
 
 def leave_one_out(documents: list[Document], seed: int) -> list[tuple[list, list, list]]:

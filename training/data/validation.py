@@ -12,19 +12,26 @@ one. Files are read as UTF-8 with an optional BOM; a file that cannot be read at
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..text.documents import Document, Span, normalize_nfc
+from ..text.segmentation import invisible
 
 
 class AnnotationError(ValueError):
     """Invalid annotations; `problems` lists one line per problem."""
 
+    SHOWN = 50  # a file read in the wrong format has a problem on every line
+
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} annotation problem(s):\n  " + "\n  ".join(problems))
+        shown = problems[:self.SHOWN]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        super().__init__(f"{len(problems)} annotation problem(s):\n  " + "\n  ".join(shown))
 
 
 @dataclass
@@ -189,29 +196,36 @@ def _checked_span(text: str, raw: RawSpan, schema_labels, at: At) -> tuple[int, 
     if raw.text is not None and covered != raw.text:
         at.error(f"text[start:end] is {covered!r}, not the span text", raw)
         return None
-    if not covered.strip():
-        at.error("span covers only whitespace", raw)
+    # Zero-width and control characters are never part of a word (the segmenter drops
+    # them), so a span that starts or ends on one could not be aligned to words.
+    head = next((i for i, char in enumerate(covered) if not invisible(char)), None)
+    if head is None:
+        at.error("span covers only whitespace or invisible characters", raw)
         return None
-    start = raw.start + len(covered) - len(covered.lstrip())
-    end = raw.end - (len(covered) - len(covered.rstrip()))
+    tail = next(i for i, char in enumerate(reversed(covered)) if not invisible(char))
+    start, end = raw.start + head, raw.end - tail
     if (start, end) != (raw.start, raw.end):
-        at.warn(f"whitespace at the edge trimmed to [{start}:{end}]", raw)
+        trimmed = covered[:head] + covered[len(covered) - tail:]
+        what = "whitespace" if trimmed.isspace() else f"whitespace or invisible characters {trimmed!r}"
+        at.warn(f"{what} at the edge trimmed to [{start}:{end}]", raw)
     return start, end
 
 
 def _flat(spans: list[Span], at: At) -> list[Span]:
     """Exact duplicates dropped (warning); overlapping spans are errors (spans are flat)."""
     kept: list[Span] = []
+    reach: Span | None = None  # the kept span that ends last: in start order, the only one to check
     for span in sorted(spans):
         if kept and (span.start, span.end, span.label) == (kept[-1].start, kept[-1].end, kept[-1].label):
             at.warn(f"duplicate span [{span.start}:{span.end}] {span.text!r} ({span.label}) dropped")
             continue
-        clash = next((k for k in kept if k.overlaps(span)), None)
+        clash = reach if reach is not None and reach.overlaps(span) else None
         if clash is not None:
             at.error(f"span [{span.start}:{span.end}] {span.text!r} ({span.label}) overlaps "
                      f"[{clash.start}:{clash.end}] {clash.text!r} ({clash.label}); spans must be flat")
             continue
         kept.append(span)
+        reach = span if reach is None or span.end > reach.end else reach
     return kept
 
 
@@ -235,16 +249,27 @@ def build_document(
     spans: list[Span] = []
     for raw in raw_spans:
         offsets = _checked_span(text, raw, schema_labels, at)
-        if offsets is not None:
-            s, e = norm.nfc_index(offsets[0]), norm.nfc_index(offsets[1])
-            spans.append(Span(s, e, raw.label, norm.text[s:e]))
+        if offsets is None:
+            continue
+        s, e = norm.nfc_index(offsets[0]), norm.nfc_index(offsets[1])
+        if norm.text[s:e] != unicodedata.normalize("NFC", text[offsets[0]:offsets[1]]):
+            # an edge between a letter and its combining mark (NFD text): NFC makes them one character
+            if s == e:
+                at.error("span covers only part of a character (combining marks without their letter)", raw)
+                continue
+            at.warn(f"an edge falls inside a character (a letter and its combining mark): read as "
+                    f"[{s}:{e}] {norm.text[s:e]!r} of the NFC text", raw)
+        spans.append(Span(s, e, raw.label, norm.text[s:e]))
     return Document(id=str(task_id), text=norm.text, spans=_flat(spans, at), source=source)
 
 
-def finish(documents: list[Document | None], problems: Problems) -> Corpus:
-    """The corpus of the documents read, or AnnotationError listing every error."""
+def finish(documents: list[Document | None], problems: Problems, unit: str | None = None) -> Corpus:
+    """The corpus of the documents read, or AnnotationError listing every error. With
+    `unit` (`sentence`...), a file that yields none is an error too: a corpus file with
+    nothing in it is a mistake, while a Label Studio export may have no usable task yet."""
     if problems.errors:
         raise AnnotationError(problems.errors)
-    return Corpus([d for d in documents if d is not None], problems.warnings)
-
-
+    kept = [d for d in documents if d is not None]
+    if unit is not None and not kept:
+        raise AnnotationError([f"{problems.path}: no {unit} in the file", *problems.warnings])
+    return Corpus(kept, problems.warnings)

@@ -31,14 +31,14 @@ class Segmenter(Protocol):
         """Sentences of word ranges; words never contain a line break."""
 
 
-def _invisible(char: str) -> bool:
+def invisible(char: str) -> bool:
     """Zero-width, format and control characters: noise to the model, never an edge of a word."""
     return char.isspace() or unicodedata.category(char) in ("Cf", "Cc", "Cs", "Co", "Cn")
 
 
 def word_surface(text: str, word: WordRange) -> str:
     """The PhoBERT form of a word: its syllables joined by `_`, invisible characters dropped."""
-    visible = "".join(" " if c.isspace() else c for c in text[word[0]:word[1]] if not _invisible(c) or c.isspace())
+    visible = "".join(" " if c.isspace() else c for c in text[word[0]:word[1]] if not invisible(c) or c.isspace())
     return "_".join(visible.split())
 
 
@@ -48,9 +48,9 @@ def visible_words(text: str, sentences: list[list[WordRange]]) -> list[list[Word
     for sentence in sentences:
         words = []
         for start, end in sentence:
-            while start < end and _invisible(text[start]):
+            while start < end and invisible(text[start]):
                 start += 1
-            while end > start and _invisible(text[end - 1]):
+            while end > start and invisible(text[end - 1]):
                 end -= 1
             if start < end:
                 words.append((start, end))

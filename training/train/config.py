@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -32,7 +33,8 @@ class ConfigError(ValueError):
 
 
 def checked(default: Any, check) -> Any:
-    """A field whose values must pass `check` (None always passes where the type allows it)."""
+    """A field whose values must pass `check`: it returns True, or False (out of range)
+    or the reason as a string. None always passes where the type allows it."""
     return field(default=default, metadata={"check": check})
 
 
@@ -122,7 +124,8 @@ class PretrainConfig:
     PhoBERT; the from-scratch tiny backbone needs it more). epochs 0 turns it off."""
 
     epochs: float = checked(0, lambda v: v >= 0)
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list, metadata={
+        "check": lambda v: next((f"{path}: no such file" for path in v if not Path(path).is_file()), True)})
     mlm_probability: float = checked(0.15, lambda v: 0 < v < 1)
     learning_rate: float | None = checked(None, lambda v: v > 0)  # None: the fine-tuning learning rate
     batch_size: int = checked(32, lambda v: v > 0)
@@ -140,11 +143,12 @@ class RunConfig:
     # `{backbone}` becomes the backbone actually trained (`phobert-base-v2`, or `tiny` after a
     # fallback), so a model directory never claims a backbone it does not hold
     run_name: str = checked("{backbone}-asean", lambda v: bool(v) and "/" not in v and not v.startswith(".")
+                            and v.isprintable() and v == v.strip()
                             and "{" not in v.replace("{backbone}", "") and "}" not in v.replace("{backbone}", ""))
 
     def export_name(self, backbone: str) -> str:
         return self.run_name.replace("{backbone}", backbone)
-    seed: int = 42
+    seed: int = checked(42, lambda v: 0 <= v < 2**32 or "must be between 0 and 2**32 - 1")
     data: DataConfig = field(default_factory=DataConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -198,6 +202,9 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
         return {str(k): _convert(v, value_tp, f"{path}.{k}", problems) for k, v in value.items()}
     if tp is Any:
         return value
+    if tp in (float, int) and isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{path}: expected a finite number, got {value!r}")
+        return None
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
@@ -233,8 +240,9 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
             continue
         converted = _convert(value, hints[key], path, problems)
         check = checks.get(key)
-        if converted is not None and check is not None and not check(converted):
-            problems.append(f"{path}: value {value!r} is out of range")
+        verdict = check(converted) if converted is not None and check is not None else True
+        if verdict is not True:  # False, or the reason as a string
+            problems.append(f"{path}: {verdict or f'value {value!r} is out of range'}")
         kwargs[key] = converted
     built = cls(**{k: v for k, v in kwargs.items() if v is not None or k in _nullable(cls)})
     if hasattr(built, "problems"):  # checks that involve several fields of one section

@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 from ..common.atomic import atomic_directory, write_json
-from ..data.splits import leave_one_out, load_splits
+from ..data.splits import Splits, leave_one_out, load_splits
 from ..text.segmentation import get_segmenter
 from .config import RunConfig
 from .evaluate import evaluate_documents
@@ -26,9 +26,7 @@ def checkpoint_dir(config: RunConfig, suffix: str = "") -> Path:
 
 def run_once(config: RunConfig, resume: bool = False) -> Path | None:
     """Train and export `models/<run-name>`; None on the non-zero ranks of a distributed run."""
-    splits = load_splits(config.data, config.seed)
-    for warning in splits.warnings:
-        log.warning(warning)
+    splits = read_splits(config)
     log.info("documents: %d train, %d dev, %d test; labels: %s",
              len(splits.train), len(splits.dev), len(splits.test), ", ".join(splits.labels))
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
@@ -43,9 +41,17 @@ def run_once(config: RunConfig, resume: bool = False) -> Path | None:
     return export_run(config, splits, trained)
 
 
+def read_splits(config: RunConfig) -> Splits:
+    """The run's documents and splits, every reader warning logged."""
+    splits = load_splits(config.data, config.seed)
+    for warning in splits.warnings:
+        log.warning(warning)
+    return splits
+
+
 def run_cv(config: RunConfig) -> dict:
     """Leave-one-document-out: each document is the test set once; mean ± std of F1."""
-    splits = load_splits(config.data, config.seed)
+    splits = read_splits(config)
     documents = [*splits.train, *splits.dev, *splits.test]
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
     folds = []
