@@ -72,6 +72,34 @@ def test_hostile_text_never_breaks_offsets(model, text):
     assert_exact(text, model.predict(text))
 
 
+INVISIBLE = {
+    "zero-width space before spaces": lambda t: t.replace(" ", "\u200b "),
+    "word joiner after spaces": lambda t: t.replace(" ", " \u2060"),
+    "zero-width joiner inside a word": lambda t: t.replace("Việt", "Vi\u200dệt"),
+    "byte-order mark inside a word": lambda t: t.replace("ASEAN", "AS\ufeffEAN"),
+    "soft hyphen inside a word": lambda t: t.replace("Nam", "Na\u00adm"),
+}
+
+
+@pytest.mark.parametrize("name", list(INVISIBLE))
+def test_invisible_characters_do_not_change_the_entities(model, gold, name):
+    visible = lambda s: "".join(c for c in s if c not in "\u200b\u2060\u200d\ufeff\u00ad")  # noqa: E731
+    texts = [doc.text for doc in gold.documents]
+    changed = [INVISIBLE[name](text) for text in texts]
+    for text, plain, hidden in zip(changed, model.predict(texts), model.predict(changed)):
+        assert_exact(text, hidden)
+        assert [(e.label, e.text) for e in plain] == [(e.label, visible(e.text)) for e in hidden]
+
+
+def test_text_that_composes_across_characters_keeps_every_entity(model, gold):
+    text = gold.documents[0].text
+    expected = [(e.label, e.text) for e in model.predict(text)]
+    for tail in (" " + unicodedata.normalize("NFD", "한국"), " a\u0f73\u0300"):
+        found = model.predict(text + tail)
+        assert_exact(text + tail, found)
+        assert [(e.label, e.text) for e in found] == expected
+
+
 def test_empty_and_blank_text_give_no_entities(model):
     assert model.predict("") == [] and model.predict(" \n ") == []
     assert model.predict([]) == []

@@ -43,6 +43,36 @@ def test_normalize_nfc_maps_offsets_both_ways():
     assert norm.nfc_index(a) == start and norm.nfc_index(b) == start + 4
 
 
+@pytest.mark.parametrize("text", [
+    "\u1100\u1161\u11a8 Việt",  # Hangul L+V+T compose although V+T alone do not
+    "a\u0f73\u0300 Lào",  # U+0F73 is a starter that decomposes into marks: no cluster boundary before it
+    "\u0f71\u0f73\u093c",
+    "Nam\u0344 x",  # U+0344 grows to two marks under NFC
+    unicodedata.normalize("NFD", "Đỗ Hùng Việt") + "\u1100\u1161\u11a8",
+])
+def test_normalize_nfc_maps_every_index_on_texts_that_compose_across_characters(text):
+    norm = normalize_nfc(text)
+    assert norm.text == unicodedata.normalize("NFC", text)
+    for i in range(len(norm.text) + 1):
+        j = norm.original_index(i)
+        assert 0 <= j <= len(text)
+        assert norm.original_index(i) <= norm.original_index(min(i + 1, len(norm.text)))  # monotone
+    # a word ending inside a character that grew keeps the whole character
+    if "\u0344" in text:
+        end = norm.text.index("m") + 1
+        assert text[:norm.original_index(end)].endswith("m\u0344")
+
+
+def test_segmenters_keep_words_whole_across_invisible_characters(segmenter):
+    from training.text.segmentation import RegexSegmenter, word_surface
+
+    text = "Ông Đỗ Hùng Vi\u200dệt tới Ja\u00adkarta \u2060hôm\u200b nay."
+    for words in (segmenter.segment(text), RegexSegmenter().segment(text)):
+        surfaces = [word_surface(text, w) for sentence in words for w in sentence]
+        assert "Jakarta" in surfaces and not any(s in ("Vi", "ệt", "Ja", "karta") for s in surfaces), surfaces
+        assert any(s.endswith("Việt") for s in surfaces), surfaces
+
+
 def test_bio_repair_rule():
     assert repair_tags(["I-PER", "I-PER", "O", "I-LOC", "B-ORG", "I-LOC"]) == [
         "B-PER", "I-PER", "O", "B-LOC", "B-ORG", "B-LOC"]

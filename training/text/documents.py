@@ -59,16 +59,19 @@ class NormalizedText:
 def _clusters(text: str) -> list[tuple[int, int]]:
     """Split `text` into ranges that NFC normalises independently of each other.
 
-    A boundary goes before a starter (combining class 0) that does not compose with,
-    or reorder against, the character before it.
+    A boundary goes before a starter (combining class 0, also after decomposition) that
+    does not compose with, or reorder against, the cluster before it.
     """
     bounds = [0]
     for i in range(1, len(text)):
-        prev, char = text[i - 1], text[i]
-        if unicodedata.combining(char):
-            continue
-        if unicodedata.normalize("NFC", prev + char) != (
-            unicodedata.normalize("NFC", prev) + unicodedata.normalize("NFC", char)
+        char = text[i]
+        if unicodedata.combining(unicodedata.normalize("NFD", char)[0]):
+            continue  # a mark, or a character that decomposes into marks (U+0F73)
+        # against the whole cluster so far, not just the character before: Hangul jamo
+        # L+V+T compose although V+T alone do not
+        current = text[bounds[-1]:i]
+        if unicodedata.normalize("NFC", current + char) != (
+            unicodedata.normalize("NFC", current) + unicodedata.normalize("NFC", char)
         ):
             continue
         bounds.append(i)
@@ -88,7 +91,10 @@ def normalize_nfc(text: str) -> NormalizedText:
         piece = unicodedata.normalize("NFC", text[start:end])
         same_length = len(piece) == end - start
         for k in range(len(piece)):
-            to_original.append(start + k if same_length else start)
+            # inside a cluster whose length NFC changes (U+0344 becomes two marks) an
+            # index has no original counterpart: the part goes with the letter it
+            # follows, so a word ending there keeps its whole last character
+            to_original.append(start + k if same_length or k == 0 else end)
         for j in range(start, end):
             from_original[j] = position + (j - start if same_length else 0)
         pieces.append(piece)

@@ -21,7 +21,6 @@ WordRange = tuple[int, int]
 # dates, numbers, codes), or any single other non-space character.
 _TOKEN = re.compile(r"\w+(?:[.,\-/+']\w+)*|[^\w\s]", re.UNICODE)
 _LINE = re.compile(r"[^\n\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]+")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class Segmenter(Protocol):
@@ -57,6 +56,19 @@ def visible_words(text: str, sentences: list[list[WordRange]]) -> list[list[Word
         if words:
             result.append(words)
     return result
+
+
+def segment_visible(segment: Callable[[str], list[list[WordRange]]], text: str) -> list[list[WordRange]]:
+    """`segment` run on `text` without its invisible characters, offsets mapped back.
+
+    Segmenters (underthesea's, the regex) break words at a zero-width joiner or a soft
+    hyphen (`Vi\u200dệt`), which would cut an entity inside a word; taken out, they end
+    up inside the word that surrounds them, and `word_surface` drops them from its form."""
+    kept = [i for i, char in enumerate(text) if char.isspace() or not invisible(char)]
+    if len(kept) == len(text):
+        return segment(text)
+    visible = "".join(text[i] for i in kept)
+    return [[(kept[start], kept[end - 1] + 1) for start, end in words] for words in segment(visible)]
 
 
 def _regex_words(text: str, start: int, end: int) -> list[WordRange]:
@@ -113,6 +125,9 @@ class RegexSegmenter:
     name = "regex"
 
     def segment(self, text: str) -> list[list[WordRange]]:
+        return segment_visible(self._segment, text)
+
+    def _segment(self, text: str) -> list[list[WordRange]]:
         sentences: list[list[WordRange]] = []
         for line in _LINE.finditer(text):
             current: list[WordRange] = []
@@ -153,12 +168,9 @@ class UndertheseaSegmenter:
 
     def segment(self, text: str) -> list[list[WordRange]]:
         with self._lock:
-            return self._segment(text)
+            return segment_visible(self._segment, text)
 
     def _segment(self, text: str) -> list[list[WordRange]]:
-        # lone surrogates (json.loads lets them through) crash underthesea's UTF-8 encoding;
-        # a space in their place keeps every offset and, like them, is never part of a word
-        text = _SURROGATE.sub(" ", text)
         sentences: list[list[WordRange]] = []
         for line in _LINE.finditer(text):
             if not text[line.start():line.end()].strip():
