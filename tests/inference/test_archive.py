@@ -151,6 +151,60 @@ def test_a_partial_output_of_another_job_is_refused(tiny_model_dir, reference, a
     assert out.read_bytes() == reference
 
 
+def test_an_input_changed_since_the_killed_run_is_not_resumed(tiny_model_dir, reference, archive, tmp_path, capsys):
+    copy = tmp_path / "archive.jsonl"
+    copy.write_bytes(archive[0].read_bytes())
+    out = tmp_path / "entities.jsonl"
+    work = tmp_path / "entities.jsonl.partial"
+    work.mkdir()
+    job = job_description([str(copy)], Settings(chunk_size=CHUNK), "auto", False, str(tiny_model_dir), "auto")
+    (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    (work / "lines.jsonl").write_bytes(b"".join(reference.splitlines(keepends=True)[:CHUNK]))
+    # same number of records, other texts: the old lines must not be kept
+    copy.write_text(archive[0].read_text(encoding="utf-8").replace('"a', '"b'), encoding="utf-8")
+    args = ["--model", str(tiny_model_dir), "--chunk-size", str(CHUNK), str(copy), "-o", str(out)]
+    assert main(args) == 1
+    assert "partial output of another job (it differs in: inputs)" in capsys.readouterr().err
+
+
+def test_outputs_that_would_destroy_something_are_refused_before_any_work(tiny_model_dir, archive, tmp_path, capsys):
+    copy = tmp_path / "in.jsonl"
+    copy.write_bytes(archive[0].read_bytes())
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for target, reason in ((copy, "is one of the inputs"), (folder, "is a directory"),
+                           (tiny_model_dir / "out.jsonl", "is inside the model directory")):
+        assert main(["--model", str(tiny_model_dir), str(copy), "-o", str(target)]) == 1
+        assert reason in capsys.readouterr().err
+    assert copy.read_bytes() == archive[0].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "in.jsonl"]
+    assert not (tiny_model_dir / "out.jsonl.partial").exists()
+
+
+@pytest.mark.parametrize("line,reason", [
+    ('{"id": NaN, "text": "Huế"}', "NaN is not a JSON value"),
+    ('{"id": 1e400, "text": "Huế"}', "1e400 overflows a float"),
+    ('{"text": "Huế", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"text": "Huế", "id": 1' + "0" * 5000 + "}", "not valid JSON"),
+])
+def test_json_that_python_accepts_but_json_does_not_is_an_error_naming_the_line(tiny_model_dir, tmp_path, line,
+                                                                                 reason, capsys):
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"text": "Hà Nội"}\n' + line + "\n", encoding="utf-8")
+    assert main(["--model", str(tiny_model_dir), str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}:2: ") and reason in err
+
+
+def test_text_lines_are_numbered_as_editors_number_them(tiny_model_dir, tmp_path, capsys):
+    path = tmp_path / "pages.txt"
+    path.write_bytes("Trang 1\fTrang 2\u2028x\r\nÔng Đỗ Hùng Việt\x85.\n".encode("utf-8"))
+    assert main(["--model", str(tiny_model_dir), "--lines", str(path), "-o", "-"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2]
+    assert not (tmp_path / "-").exists() and not Path("-").exists()
+
+
 def test_two_worker_processes_write_the_same_bytes(tiny_model_dir, reference, archive, tmp_path):
     out = tmp_path / "entities.jsonl"
     done = subprocess.run(cli(tiny_model_dir, str(archive[0]), "-o", str(out), "--workers", "2"), cwd=ROOT,

@@ -100,14 +100,19 @@ def test_text_that_composes_across_characters_keeps_every_entity(model, gold):
         assert [(e.label, e.text) for e in found] == expected
 
 
+def test_batch_arguments_of_the_wrong_type_are_named(model):
+    with pytest.raises(TypeError, match="batch_size must be an int, not str"):
+        model.predict("Việt Nam", batch_size="2")
+
+
 def test_empty_and_blank_text_give_no_entities(model):
     assert model.predict("") == [] and model.predict(" \n ") == []
     assert model.predict([]) == []
 
 
-@pytest.mark.parametrize("bad", [None, b"Vi\xe1\xbb\x87t Nam", 42, ["ok", None]])
+@pytest.mark.parametrize("bad", [None, b"Vi\xe1\xbb\x87t Nam", 42, ["ok", None], {"Việt Nam": 1}, {"Lào", "Huế"}])
 def test_non_text_input_is_a_type_error_naming_the_type(model, bad):
-    with pytest.raises(TypeError, match="NoneType|bytes|int"):
+    with pytest.raises(TypeError, match="NoneType|bytes|int|dict|set"):
         model.predict(bad)
 
 

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..text.bio import split_tag, tags_to_spans
-from ..text.documents import Document, Span, normalize_nfc
+from ..text.documents import Document, Span, normalize_nfc, split_lines
 from .validation import AnnotationError, Corpus, Problems, finish, map_label, read_text, short, type_name
 
 
@@ -148,7 +148,7 @@ def read_conll(path: str | Path, schema_labels: tuple[str, ...] | None = None, l
     problems = Problems(path)
     text = read_text(path)
     _not_json(path, text, "CoNLL")
-    table, width = _table(_lines(text))
+    table, width = _table(split_lines(text))
     rows = []
     for line_no, columns in table:
         if columns is None:
@@ -193,12 +193,6 @@ def _not_json(path: Path, text: str, expected: str) -> None:
                                "labelstudio, or auto)"])
 
 
-def _lines(text: str) -> list[str]:
-    """Lines ended by \\n, \\r\\n or \\r only: str.splitlines() also breaks at U+2028 and
-    U+0085, which JSON written with ensure_ascii=False keeps raw inside strings."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
 def _record_problem(record) -> str | None:
     """Why a JSON-lines record is not `{"words": [str...], "tags": [str...]}`, or None."""
     if not isinstance(record, dict):
@@ -219,7 +213,7 @@ def read_jsonl(path: str | Path, schema_labels: tuple[str, ...] | None = None, l
     text = read_text(path)
     if text.lstrip().split("\n", 1)[0].strip() in ("[", "[{"):  # an indented JSON array, not one record a line
         _not_json(path, text, "JSON lines")
-    for line_no, line in enumerate(_lines(text), start=1):
+    for line_no, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -39,8 +39,10 @@ Chunks: why every engine writes the same bytes
 Resume: one append-only file, published at the end
     With an output path, lines go to `OUTPUT.partial/lines.jsonl`, a whole chunk per
     write, each write flushed and fsynced; `OUTPUT.partial/job.json` records the
-    settings that shape the bytes (inputs, format, keys, model directory and its files'
-    sizes and times, precision, batch and chunk size). When every chunk is written the
+    settings that shape the bytes (inputs and model files with their sizes and times,
+    format, keys, precision, batch and chunk size), so an input rewritten since the
+    killed run is not resumed. An output that is a directory, one of the inputs or inside
+    the model directory is refused before anything runs. When every chunk is written the
     file is renamed onto OUTPUT (atomic, as before: OUTPUT is never half-written) and
     the partial directory removed. A rerun of the same job after a kill reads the
     partial file, drops a torn last line and any lines past the last whole chunk,
@@ -69,6 +71,7 @@ imported when a Parquet input is planned or read, Ray only by `ray_engine.run_ra
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -78,6 +81,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..model.artifact import ModelLoadError, check_model_dir
+from ..text.documents import split_lines
 from .model import BATCH_SIZE, BATCH_TOKENS, NerModel, load_model
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
@@ -142,16 +146,30 @@ def input_format(path: str, fmt: str) -> str:
     return "text"
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
+
+
 def parse_jsonl_line(raw: bytes, source: str, line: int, settings: Settings) -> tuple[dict, str] | None:
     """(output key, text) of one JSON-lines record, or None for a blank line."""
     if not raw.strip():
         return None
     where = f"{source}:{line}"
     try:
-        record = json.loads(raw.decode("utf-8").lstrip("\ufeff") if line == 1 else raw.decode("utf-8"))
+        record = json.loads(raw.decode("utf-8").lstrip("\ufeff") if line == 1 else raw.decode("utf-8"),
+                            parse_constant=_no_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise ArchiveError(f"{where}: not UTF-8 ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise ArchiveError(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long to convert
         raise ArchiveError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(record, dict):
         raise ArchiveError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -168,8 +186,8 @@ def parse_jsonl_line(raw: bytes, source: str, line: int, settings: Settings) -> 
 
 
 def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    if path == "-":  # bytes, decoded strictly: the text stream would turn bad bytes into surrogates
+        return sys.stdin.buffer.read().decode("utf-8")
     with open(path, encoding="utf-8", newline="") as handle:
         return handle.read()
 
@@ -231,8 +249,9 @@ def _plan_parquet(path: str, settings: Settings, first_index: int) -> Iterator[C
         raise ArchiveError(f"{path}: no {settings.text_key!r} column (columns: {', '.join(schema.names)}); "
                            f"choose it with --text-key")
     kind = schema.field(settings.text_key).type
+    values = kind.value_type if pa.types.is_dictionary(kind) else kind  # pandas categoricals are dictionaries
     string_types = (pa.types.is_string, pa.types.is_large_string, getattr(pa.types, "is_string_view", None))
-    if not any(test is not None and test(kind) for test in string_types):
+    if not any(test is not None and test(values) for test in string_types):
         raise ArchiveError(f"{path}: column {settings.text_key!r} is {kind}, not a string column")
     row = 0
     for group in range(parquet.num_row_groups):  # null texts: an error naming the row, before tagging
@@ -277,7 +296,7 @@ def plan_chunks(inputs: Sequence[str], settings: Settings, fmt: str = "auto", by
                                          len(chunks))
             else:
                 text = _read_text(path)
-                records = ([({"source": source, "line": n}, line) for n, line in enumerate(text.splitlines(), 1)]
+                records = ([({"source": source, "line": n}, line) for n, line in enumerate(split_lines(text), 1)]
                            if by_line else [({"source": source}, text)])
                 chunks += _inline_chunks(records, source, settings.chunk_size, len(chunks))
         except UnicodeDecodeError as exc:
@@ -347,6 +366,8 @@ def _read_parquet_rows(chunk: Chunk, settings: Settings) -> list[tuple[dict, str
 def output_line(meta: dict, entities) -> str:
     """The one serialisation every engine uses."""
     record = {**meta, "entities": [entity.to_dict() for entity in entities]}
+    if isinstance(record.get("id"), float) and not math.isfinite(record["id"]):
+        record["id"] = None  # pandas writes a missing id as NaN, which JSON cannot hold
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     try:
         line.encode("utf-8")
@@ -432,9 +453,18 @@ def model_fingerprint(model_dir: str | os.PathLike) -> dict:
     return {"path": str(path), "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
 
 
+def _input_fingerprint(path: str) -> list | str:
+    """A path with its size and modification time: an input rewritten between a killed
+    run and its rerun must not resume, or the old run's lines would be kept."""
+    if path == "-":
+        return path
+    stat = Path(path).stat()
+    return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+
+
 def job_description(inputs: Sequence[str], settings: Settings, fmt: str, by_line: bool,
                     model_dir: str | os.PathLike, precision: str) -> dict:
-    return {"inputs": [p if p == "-" else str(Path(p).resolve()) for p in inputs or ["-"]], "format": fmt,
+    return {"inputs": [_input_fingerprint(p) for p in inputs or ["-"]], "format": fmt,
             "lines": by_line, **asdict(settings), "model": model_fingerprint(model_dir), "precision": precision}
 
 
@@ -444,6 +474,15 @@ class ResumableOutput:
 
     def __init__(self, target: str | os.PathLike, job: dict, restart: bool = False):
         self.target = Path(target)
+        if self.target.is_dir():
+            raise ArchiveError(f"--output {target}: is a directory; name a file")
+        resolved = self.target.resolve()
+        inputs = [entry[0] for entry in job["inputs"] if isinstance(entry, list)]
+        if str(resolved) in inputs:
+            raise ArchiveError(f"--output {target}: is one of the inputs; it would be overwritten")
+        model = Path(job["model"]["path"])
+        if resolved == model or model in resolved.parents:
+            raise ArchiveError(f"--output {target}: is inside the model directory {model}")
         self.work = self.target.with_name(self.target.name + ".partial")
         self.lines_path = self.work / LINES_FILE
         self.job = job

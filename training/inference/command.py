@@ -8,7 +8,7 @@ overrides the guess from the suffix. One JSON object per text or record, in inpu
 order: {"source", "line" | "row"?, "id"?, "entities": [{text, label, start, end,
 score}]}, offsets into the text exactly as read (UTF-8).
 
-For archives: with `--output`, a killed run resumes where it stopped when rerun with
+For archives: with `--output` (`-`: standard output), a killed run resumes where it stopped when rerun with
 the same arguments (`--restart` starts over), and the output appears only when complete;
 `--workers N` tags with N processes, `--engine ray` on a Ray cluster. The output is the
 same bytes whichever way it was made (see training/inference/archive.py).
@@ -17,6 +17,7 @@ same bytes whichever way it was made (see training/inference/archive.py).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -71,10 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     if (args.workers is not None and args.workers < 1) or (args.threads is not None and args.threads < 1):
         parser.error("--workers and --threads must be at least 1")
 
+    if args.output == "-":  # as for the inputs, `-` is the standard stream
+        args.output = None
+
     settings = Settings(args.text_key, args.id_key, args.batch_size, args.batch_tokens, args.chunk_size)
     try:
         chunks = plan_chunks(args.files, settings, args.format, args.lines)
         check_model_dir(Path(args.model))  # here too for the workers: before a partial output is started
+        output = None
+        if args.output:  # checked before the model loads: a bad --output fails at once
+            job = job_description(args.files, settings, args.format, args.lines, args.model, args.precision)
+            # standard input cannot be read again the same way: such a job always starts over
+            output = ResumableOutput(args.output, job, restart=args.restart or "-" in (args.files or ["-"]))
         if args.engine == "ray":
             # imported here only: it is the one path that needs Ray (the `cluster` extra)
             from .ray_engine import run_ray
@@ -93,13 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
             def engine(todo):
                 return run_local(todo, model, settings)
-        output = None
-        if args.output:
-            job = job_description(args.files, settings, args.format, args.lines, args.model, args.precision)
-            # standard input cannot be read again the same way: such a job always starts over
-            output = ResumableOutput(args.output, job, restart=args.restart or "-" in (args.files or ["-"]))
         total = sum(chunk.count for chunk in chunks)
         tag_archive(chunks, engine, output, stream=sys.stdout, progress=total > 1)
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): quiet, as the Python docs recommend
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ModelLoadError, ArchiveError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import AbstractSet, Iterable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -124,9 +124,15 @@ class NerModel:
         """Entities for one text (a list of `Entity`) or for many (a list of lists).
         `batch_size` and `batch_tokens` bound a forward pass (sentences, padded tokens):
         they change speed and memory; the entities only through floating-point rounding."""
+        for name, value in (("batch_size", batch_size), ("batch_tokens", batch_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"predict(): {name} must be an int, not {type(value).__name__}")
         if isinstance(texts, str):
             return self._predict_many([texts], batch_size, batch_tokens, progress)[0]
-        if isinstance(texts, (bytes, bytearray)) or texts is None or not isinstance(texts, Iterable):
+        # a mapping would be tagged by its keys and a set in no stable order: results
+        # must line up with an ordered sequence of texts
+        if (isinstance(texts, (bytes, bytearray, Mapping, AbstractSet)) or texts is None
+                or not isinstance(texts, Iterable)):
             raise TypeError(f"predict() takes a str or a list of str, not {type(texts).__name__}")
         texts = list(texts)
         for i, text in enumerate(texts):

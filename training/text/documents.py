@@ -40,6 +40,16 @@ class Document:
     words: list[list[tuple[int, int]]] | None = None
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines as editors, `wc -l` and `sed -n Np` count them: ended by \n, \r\n or \r
+    only (str.splitlines() also breaks at U+2028, U+0085, \f..., which JSON written with
+    ensure_ascii=False keeps raw inside strings); a final line break ends the last line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 @dataclass(frozen=True)
 class NormalizedText:
     """NFC text plus index maps: `to_original[i]` is the original index of NFC index `i`
