@@ -203,6 +203,9 @@ def test_text_lines_are_numbered_as_editors_number_them(tiny_model_dir, tmp_path
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["line"] for row in rows] == [1, 2]
     assert not (tmp_path / "-").exists() and not Path("-").exists()
+    path.write_bytes(b"ok\nVi\xe1t\n")
+    assert main(["--model", str(tiny_model_dir), "--lines", str(path)]) == 1
+    assert f"error: {path}:2: not UTF-8" in capsys.readouterr().err
 
 
 def test_two_worker_processes_write_the_same_bytes(tiny_model_dir, reference, archive, tmp_path):

@@ -165,7 +165,8 @@ def test_incomplete_or_corrupted_model_directory(tiny_model_dir, tmp_path):
         load_model(broken)
     (broken / "model.safetensors").unlink()
     (broken / "ner_config.json").unlink()
-    with pytest.raises(ModelLoadError, match="missing model.safetensors, ner_config.json"):
+    (broken / "vocab.txt").unlink()
+    with pytest.raises(ModelLoadError, match="missing model.safetensors, ner_config.json, vocab.txt"):
         load_model(broken)
     with pytest.raises(ModelLoadError, match="no such model directory"):
         load_model(tmp_path / "nowhere")

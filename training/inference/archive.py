@@ -188,8 +188,8 @@ def parse_jsonl_line(raw: bytes, source: str, line: int, settings: Settings) -> 
 def _read_text(path: str) -> str:
     if path == "-":  # bytes, decoded strictly: the text stream would turn bad bytes into surrogates
         return sys.stdin.buffer.read().decode("utf-8")
-    with open(path, encoding="utf-8", newline="") as handle:
-        return handle.read()
+    with open(path, "rb") as handle:  # decoded whole, so that an error can name its line
+        return handle.read().decode("utf-8")
 
 
 def _inline_chunks(records: Iterable[tuple[dict, str]], source: str, chunk_size: int,
@@ -300,7 +300,8 @@ def plan_chunks(inputs: Sequence[str], settings: Settings, fmt: str = "auto", by
                            if by_line else [({"source": source}, text)])
                 chunks += _inline_chunks(records, source, settings.chunk_size, len(chunks))
         except UnicodeDecodeError as exc:
-            raise ArchiveError(f"{source}: not UTF-8 ({exc})") from None
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise ArchiveError(f"{source}:{line}: not UTF-8 ({exc})") from None
         except OSError as exc:
             raise ArchiveError(f"{source}: {exc.strerror or exc}") from None
     return chunks

@@ -35,7 +35,8 @@ SETTINGS_FILE = "ner_config.json"
 WEIGHTS_FILE = "model.safetensors"
 CRF_FILE = "crf.safetensors"
 FEATURES_FILE = "word_features.safetensors"
-REQUIRED_FILES = ("config.json", WEIGHTS_FILE, SETTINGS_FILE, "tokenizer_config.json")
+# PhobertTokenizer's own files: without them transformers fails with an error that names none
+REQUIRED_FILES = ("config.json", WEIGHTS_FILE, SETTINGS_FILE, "tokenizer_config.json", "vocab.txt", "bpe.codes")
 
 
 class ModelLoadError(RuntimeError):
