@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -73,3 +74,14 @@ def tiny_model_dir(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("tiny")
     return run_once(tiny_config(tmp), resume=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging():
+    """`training.run.main` installs a root handler on the stderr it sees, which is
+    pytest's capture of that test; later tests would log into the closed capture."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

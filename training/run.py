@@ -14,13 +14,10 @@ import argparse
 import logging
 import sys
 
-import torch
 import yaml
 
 from .data.readers import AnnotationError
-from .train.backbone import BackboneError
 from .train.config import ConfigError, load_config
-from .train.pipeline import run_cv, run_once
 
 DEFAULT_CONFIG = "configs/default.yaml"
 
@@ -47,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # imported after parsing: torch and transformers take seconds, which --help need not wait for
+    import torch
+
+    from .train import pipeline
+    from .train.backbone import BackboneError
+
     # force: underthesea configures the root logger when imported, which would make this a no-op
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
@@ -57,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         if args.cv:
-            run_cv(config)
+            pipeline.run_cv(config)
         else:
-            run_once(config, args.resume)
+            pipeline.run_once(config, args.resume)
     except (ConfigError, AnnotationError, BackboneError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # checkpoints and an unfinished export are left as after a kill
+        print("\ninterrupted: the model directory was not changed; `--resume` continues from the last "
+              "complete checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -102,3 +102,25 @@ def test_published_paths_get_ordinary_permissions(tmp_path):
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "model" / "weights").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_file_is_never_replaced_by_a_directory(tmp_path):
+    data = tmp_path / "gold.json"
+    data.write_text("[]", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not a directory"):
+        with atomic_directory(data):
+            pass
+    assert data.read_text(encoding="utf-8") == "[]"
+    assert [p.name for p in tmp_path.iterdir()] == ["gold.json"]
+
+
+def test_json_written_is_strict_json(tmp_path):
+    import json
+
+    from training.common.atomic import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"f1": float("nan"), "log": [{"grad_norm": float("inf")}, 1.5]})
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "f1": None, "log": [{"grad_norm": None}, 1.5]}

@@ -190,3 +190,32 @@ def test_health_answers_while_a_long_predict_runs(served):
 def test_backend_listens_on_loopback_only(served):
     _, port = served
     studio_server.assert_loopback_only(port)
+
+
+def test_a_broken_model_never_seeds_the_version_store(tmp_path, tiny_model_dir):
+    from training.studio.backend import open_store
+    from training.studio.errors import StudioError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StudioError, match="--model: .*incomplete model directory"):
+        open_store(tmp_path / "store", empty)
+    store = open_store(tmp_path / "store", tiny_model_dir)  # the next start with a good model works
+    assert store.names() == ["v0001"]
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_ports_out_of_range_are_refused_by_the_parser(port, capsys):
+    from training.studio.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backend", "--model", "models/tiny-asean", "--port", port])
+    assert exit_info.value.code == 2 and "--port" in capsys.readouterr().err
+
+
+def test_a_malformed_url_is_one_line_not_a_traceback():
+    from training.studio.client import Studio
+    from training.studio.errors import StudioError
+
+    with pytest.raises(StudioError, match="not a usable Label Studio URL"):
+        Studio("http://127.0.0.1:8080a", "token").check()

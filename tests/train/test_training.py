@@ -207,6 +207,85 @@ def test_training_on_an_export_with_no_usable_task_says_why(tmp_path, capsys):
     assert "no usable document to train on" in err and "1 (cancelled)" in err
 
 
+def test_an_export_target_that_is_not_a_model_is_refused_before_training(tmp_path, capsys):
+    from training.run import main
+
+    (tmp_path / "tiny-asean").write_text("precious", encoding="utf-8")
+    base = ["--config", "configs/tiny.yaml", "--set", f"output.checkpoints={tmp_path / 'ckpt'}"]
+    assert main([*base, "--set", f"output.dir={tmp_path}"]) == 2
+    assert "exists and is not an exported model" in capsys.readouterr().err
+    assert main([*base, "--set", f"output.dir={tmp_path / 'tiny-asean'}"]) == 2
+    err = capsys.readouterr().err
+    assert "output.dir:" in err and "is a file" in err
+    assert (tmp_path / "tiny-asean").read_text(encoding="utf-8") == "precious"
+    assert not (tmp_path / "ckpt").exists()  # refused before any work
+
+
+def test_cross_validation_needs_three_documents(tmp_path, capsys):
+    from training.run import main
+
+    tasks = json.loads((ROOT / "annotations" / "gold_export.json").read_text(encoding="utf-8"))[:2]
+    export = tmp_path / "two.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    assert main(["--config", "configs/tiny.yaml", "--set", f"data.train={export}", "--cv",
+                 "--set", f"output.checkpoints={tmp_path / 'ckpt'}"]) == 2
+    assert "--cv needs at least 3 documents" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_training_data_without_entities_or_shared_with_the_test_set(tmp_path):
+    from training.data.splits import load_splits
+
+    tasks = json.loads((ROOT / "annotations" / "gold_export.json").read_text(encoding="utf-8"))
+    for task in tasks:
+        task["annotations"][0]["result"] = []
+    export = tmp_path / "none.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    config = tiny_config(tmp_path)
+    config.data.train = str(export)
+    assert any("hold no entity span" in w for w in load_splits(config.data, 42).warnings)
+    config = tiny_config(tmp_path)
+    config.data.test = config.data.train  # the same file: every test document is trained on
+    splits = load_splits(config.data, 42)
+    assert any("test document(s) also among the training documents" in w for w in splits.warnings)
+
+
+def test_resume_skips_an_interrupted_save_and_refuses_another_model_config(tmp_path, caplog):
+    from training.train.checkpoints import CONFIG_FILE, STATE_FILE, resume_checkpoint
+    from training.train.config import load_config
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    run_dir = tmp_path / "run"
+    for step, complete in ((8, True), (16, True), (24, False)):
+        folder = run_dir / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        if complete:
+            (folder / STATE_FILE).write_text("{}", encoding="utf-8")
+            (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    assert resume_checkpoint(run_dir, config) == run_dir / "checkpoint-16"
+    assert "checkpoint-24: its save was interrupted" in caplog.text
+    more_epochs = load_config(ROOT / "configs" / "tiny.yaml", ["train.batch_size=4", "model.tiny.epochs=60"])
+    assert resume_checkpoint(run_dir, more_epochs) == run_dir / "checkpoint-16"  # train.* may change
+    other = load_config(ROOT / "configs" / "tiny.yaml", ["model.tiny.hidden_size=128"])
+    with pytest.raises(ValueError, match=r"other settings \(model.tiny.hidden_size: 256 -> 128\)"):
+        resume_checkpoint(run_dir, other)
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        resume_checkpoint(tmp_path / "nothing", config)
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
+    import training.run
+    import training.train.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.train.pipeline, "run_once", interrupted)
+    assert training.run.main(["--config", "configs/tiny.yaml"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+
+
 def test_two_process_ddp_run_on_cpu(tmp_path):
     """The same command under torchrun (gloo): both ranks train, rank 0 exports once."""
     result = subprocess.run(

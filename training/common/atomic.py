@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ _AT_FDCWD = -100
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces `target`, on failure it is removed."""
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target}: exists and is not a directory; it would be replaced")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
@@ -126,8 +129,21 @@ def _exchange(a: Path, b: Path) -> None:
     old.rename(a)
 
 
+def strict_json(value):
+    """`value` with NaN and infinities as null: JSON has no such numbers, and jq, Node and
+    browsers refuse the `NaN` Python writes (a training log's grad norm can be one)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(strict_json(data), ensure_ascii=False, indent=2, allow_nan=False) + "\n",
+                    encoding="utf-8")
 
 
 def write_jsonl(path: Path, records) -> None:

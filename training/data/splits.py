@@ -68,7 +68,9 @@ def check_label_map(data: DataConfig, schema: LabelSchema | None) -> None:
         raise ValueError("\n  ".join(["invalid config:", *bad]))
 
 
-def load_splits(data: DataConfig, seed: int) -> Splits:
+def load_splits(data: DataConfig, seed: int, hold_out: bool = True) -> Splits:
+    """The documents of `data`; with `hold_out`, dev and test documents not given as files
+    are held out of the training ones by `data.split`."""
     schema = resolve_schema(data, data.train)
     check_label_map(data, schema)
     read = lambda path: read_corpus(path, data.format, schema, data.label_map, data.tag_column)  # noqa: E731
@@ -84,7 +86,9 @@ def load_splits(data: DataConfig, seed: int) -> Splits:
         test_corpus = read(data.test)
         test, warnings = test_corpus.documents, warnings + test_corpus.warnings
     train = train_corpus.documents
-    if dev is None or test is None:
+    if not hold_out:
+        dev, test = dev or [], test or []
+    elif dev is None or test is None:
         split = SplitConfig(dev=0 if dev is not None else data.split.dev, test=0 if test is not None else data.split.test)
         try:
             train, held_dev, held_test = split_documents(train, split, seed)
@@ -102,6 +106,15 @@ def load_splits(data: DataConfig, seed: int) -> Splits:
         labels = tuple(seen)
     if not labels:
         raise ValueError(f"{data.train}: no entity labels found in the data or the config")
+    if not any(doc.spans for doc in train):  # a warning: a retraining job may see this, and its gate judges
+        warnings.append(f"{data.train}: the training documents hold no entity span: the model can only learn to "
+                        "find nothing")
+    trained_on = {doc.text for doc in train}
+    for name, held in (("dev", dev), ("test", test)):
+        shared = sum(doc.text in trained_on for doc in held)
+        if shared:
+            warnings.append(f"{shared} of {len(held)} {name} document(s) also among the training documents (same "
+                            f"text): their scores measure memory, not generalisation")
     return Splits(train, dev, test, labels, warnings)
 
 

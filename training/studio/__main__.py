@@ -28,6 +28,17 @@ one line on stderr and exit code 1.
 """
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: 0 (any free port) to 65535; a larger number would wrap."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
 def _add_connection(parser: argparse.ArgumentParser, project: bool = True) -> None:
     from .client import DEFAULT_PROJECT
 
@@ -56,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "the ML backend runs: ML backend, webhook and storage URLs at any other "
                                             "private, loopback or link-local address are refused. Prints the URL once "
                                             "/health answers; Ctrl-C stops it.")
-    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port (default: %(default)s)")
     serve.add_argument("--data-dir", default=".studio", help="Label Studio data directory (default: %(default)s)")
     serve.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for /health (default: %(default)s)")
 
@@ -117,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument("--host", default="127.0.0.1",
                          help="address to listen on (default: %(default)s, loopback only; Label Studio started by "
                               "`serve` reaches ML backends at 127.0.0.1 only)")
-    backend.add_argument("--port", type=int, default=9090, help="port (default: %(default)s)")
+    backend.add_argument("--port", type=port_number, default=9090, help="port (default: %(default)s; 0: any free "
+                                                                        "port)")
 
     versions = commands.add_parser("versions", help="list the model versions of a backend's version store",
                                    description="List the versions in --models (oldest first; * = served): when "

@@ -364,10 +364,16 @@ def default_store(model_dir: str | Path) -> Path:
 def open_store(store_dir: str | Path, model_dir: str | Path | None) -> VersionStore:
     """The version store, seeded with `model_dir` as v0001 when it is empty; a store without a
     pointer (an interrupted seeding) points at its newest version the gate accepted."""
+    from ..model.artifact import ModelLoadError, check_model_dir
+
     store = VersionStore(store_dir)
     if not store.names():
         if model_dir is None:
             raise StudioError(f"{store.root} holds no model version: give --model to seed it")
+        try:  # a store seeded with a broken model would keep serving it as its only version
+            check_model_dir(Path(model_dir))
+        except ModelLoadError as exc:
+            raise StudioError(f"--model: {exc}") from None
         name = store.import_model(model_dir)
         log.warning("seeded the version store %s with %s as %s", store.root, model_dir, name)
     elif store.current() is None:

@@ -92,6 +92,9 @@ class Studio:
 
         try:
             return fn(*args, **kwargs)
+        except httpx.InvalidURL as exc:
+            raise StudioError(f"{self.url} is not a usable Label Studio URL ({exc}); set LABEL_STUDIO_URL / --url, "
+                              "for example http://127.0.0.1:8080") from None
         except httpx.TransportError as exc:
             raise StudioError(
                 f"cannot reach Label Studio at {self.url} ({type(exc).__name__}: {exc}); "

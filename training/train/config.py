@@ -143,7 +143,7 @@ class RunConfig:
     # `{backbone}` becomes the backbone actually trained (`phobert-base-v2`, or `tiny` after a
     # fallback), so a model directory never claims a backbone it does not hold
     run_name: str = checked("{backbone}-asean", lambda v: bool(v) and "/" not in v and not v.startswith(".")
-                            and v.isprintable() and v == v.strip()
+                            and v.isprintable() and v == v.strip() and len(v.encode()) <= 200
                             and "{" not in v.replace("{backbone}", "") and "}" not in v.replace("{backbone}", ""))
 
     def export_name(self, backbone: str) -> str:

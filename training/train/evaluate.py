@@ -7,6 +7,7 @@ their numbers agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -39,7 +40,7 @@ def seqeval_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[
         "precision": float(micro["precision"]),
         "recall": float(micro["recall"]),
         "f1": float(micro["f1-score"]),
-        "macro_f1": float(macro["f1-score"]),
+        "macro_f1": macro_f1 if math.isfinite(macro_f1 := float(macro["f1-score"])) else 0.0,  # NaN: no type seen
         "support": int(micro["support"]),
         "per_type": per_type,
     }

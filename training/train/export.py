@@ -17,10 +17,23 @@ from ..common.atomic import atomic_directory, write_json, write_jsonl
 from ..data.splits import Splits, data_fingerprint
 from ..inference import NerModel, load_model
 from ..inference.precision import Precision
-from ..model.artifact import model_settings, save_model
+from ..model.artifact import SETTINGS_FILE, model_settings, save_model
 from .config import RunConfig
 from .evaluate import evaluate_documents, seqeval_table
 from .loop import Trained, uses_word_features
+
+
+def export_target(config: RunConfig, backbone_name: str) -> Path:
+    """models/<run-name> for the backbone trained; refused when something other than an
+    exported model is there (a data file or folder that happens to carry the name)."""
+    folder = Path(config.output.dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output.dir: {folder} is a file, not a directory")
+    target = folder / config.export_name(backbone_name)
+    if target.exists() and not (target.is_dir() and (target / SETTINGS_FILE).is_file()):
+        raise ValueError(f"output.dir/run_name: {target} exists and is not an exported model; it would be "
+                         "replaced: choose another output.dir or run_name")
+    return target
 
 
 def inference_settings(config: RunConfig, labels, trained: Trained) -> dict:
@@ -39,7 +52,7 @@ def in_memory_model(config: RunConfig, labels, trained: Trained, path: Path) -> 
 
 def export_run(config: RunConfig, splits: Splits, trained: Trained) -> Path:
     run_name = config.export_name(trained.backbone.short_name)
-    target = Path(config.output.dir) / run_name
+    target = export_target(config, trained.backbone.short_name)
     eval_docs, split_name = (splits.test, "test") if splits.test else (splits.dev, "dev")
     settings = inference_settings(config, splits.labels, trained)
     with atomic_directory(target) as staging:

@@ -26,6 +26,7 @@ from ..text.documents import Document
 from ..text.schema import LabelSchema
 from ..text.segmentation import Segmenter
 from .backbone import Backbone, load_backbone
+from .checkpoints import SaveRunConfig
 from .config import RunConfig
 from .datasets import SentenceDataset, sentences_of
 from .evaluate import metrics_from_logits
@@ -66,7 +67,7 @@ class Trained:
 
 
 def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Sequence[Document],
-                labels: Sequence[str], run_dir: Path, segmenter: Segmenter, resume: bool = False) -> Trained:
+                labels: Sequence[str], run_dir: Path, segmenter: Segmenter, resume_from: Path | None = None) -> Trained:
     tags = LabelSchema(tuple(labels)).bio_tags()
     train_sentences = sentences_of(train_docs, segmenter)
     dev_sentences = sentences_of(dev_docs, segmenter)
@@ -91,7 +92,7 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
     started = time.perf_counter()  # the warm start counts as training time, and against the budget
     budget = TimeBudget(recipe.max_minutes, since=started) if recipe.max_minutes else None
     candidate = None
-    if tagger.feature_buckets and config.model.feature_warm_start and not resume:  # resuming loads a checkpoint
+    if tagger.feature_buckets and config.model.feature_warm_start and resume_from is None:  # resuming loads one
         candidate = WarmStartCandidate(tagger)
         candidate.fit(train_set.features, config.model.feature_l2)
     has_dev = bool(dev_set.features)
@@ -104,7 +105,7 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
         processing_class=backbone.tokenizer,
         compute_metrics=lambda p: {k: v for k, v in metrics_from_logits(
             p.predictions, p.label_ids, tags, tagger.crf).items() if k != "per_type"},
-        callbacks=[EpochLog(), *([budget] if budget else [])],
+        callbacks=[EpochLog(), SaveRunConfig(config), *([budget] if budget else [])],
         optimizers=(torch.optim.AdamW(tagger.parameter_groups(recipe.learning_rate, config.train.weight_decay,
                                                               recipe.feature_learning_rate),
                                       lr=recipe.learning_rate), None),
@@ -119,7 +120,7 @@ def train_model(config: RunConfig, train_docs: Sequence[Document], dev_docs: Seq
         bar = candidate.measure(trainer) if candidate else float("-inf")
         trainer.add_callback(EarlyStopping(config.train.early_stopping_patience, bar,
                                            candidate.record if candidate else None))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     warm_start = candidate.settle(trainer.state.best_metric) if candidate and has_dev else None
     seconds = time.perf_counter() - started
     tokens_seen = int(train_set.token_count() * trainer.state.epoch) if trainer.state.epoch else 0

@@ -13,37 +13,44 @@ from ..data.splits import Splits, leave_one_out, load_splits
 from ..text.segmentation import get_segmenter
 from .config import RunConfig
 from .evaluate import evaluate_documents
-from .export import export_run, in_memory_model
+from .backbone import TINY
+from .checkpoints import resume_checkpoint
+from .export import export_run, export_target, in_memory_model
 from .loop import train_model
 
 log = logging.getLogger("training")
 
 
+def requested_backbone(config: RunConfig) -> str:
+    return Path(config.model.name_or_path.rstrip("/")).name or config.model.name_or_path
+
+
 def checkpoint_dir(config: RunConfig, suffix: str = "") -> Path:
-    requested = Path(config.model.name_or_path.rstrip("/")).name or config.model.name_or_path
-    return Path(config.output.checkpoints) / (config.export_name(requested) + suffix)
+    return Path(config.output.checkpoints) / (config.export_name(requested_backbone(config)) + suffix)
 
 
 def run_once(config: RunConfig, resume: bool = False) -> Path | None:
     """Train and export `models/<run-name>`; None on the non-zero ranks of a distributed run."""
+    # where the model will go, checked before hours of training (either backbone's name)
+    for backbone in {requested_backbone(config), *([TINY] if config.model.fallback == "tiny" else [])}:
+        export_target(config, backbone)
+    run_dir = checkpoint_dir(config)
+    resume_from = resume_checkpoint(run_dir, config) if resume else None
     splits = read_splits(config)
     log.info("documents: %d train, %d dev, %d test; labels: %s",
              len(splits.train), len(splits.dev), len(splits.test), ", ".join(splits.labels))
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
-    run_dir = checkpoint_dir(config)
-    if resume and not any(run_dir.glob("checkpoint-*")):
-        raise ValueError(f"--resume: no checkpoint in {run_dir}")
     if not resume:
         shutil.rmtree(run_dir, ignore_errors=True)
-    trained = train_model(config, splits.train, splits.dev, splits.labels, run_dir, segmenter, resume)
+    trained = train_model(config, splits.train, splits.dev, splits.labels, run_dir, segmenter, resume_from)
     if not trained.trainer.is_world_process_zero():
         return None
     return export_run(config, splits, trained)
 
 
-def read_splits(config: RunConfig) -> Splits:
+def read_splits(config: RunConfig, hold_out: bool = True) -> Splits:
     """The run's documents and splits, every reader warning logged."""
-    splits = load_splits(config.data, config.seed)
+    splits = load_splits(config.data, config.seed, hold_out)
     for warning in splits.warnings:
         log.warning(warning)
     return splits
@@ -51,8 +58,11 @@ def read_splits(config: RunConfig) -> Splits:
 
 def run_cv(config: RunConfig) -> dict:
     """Leave-one-document-out: each document is the test set once; mean ± std of F1."""
-    splits = read_splits(config)
+    splits = read_splits(config, hold_out=False)  # every document is a test set once: data.split does not apply
     documents = [*splits.train, *splits.dev, *splits.test]
+    if len(documents) < 3:
+        raise ValueError(f"--cv needs at least 3 documents (a test, a dev and a training one per fold); the data "
+                         f"has {len(documents)}")
     segmenter = get_segmenter(config.segmenter.name, **config.segmenter.settings)
     folds = []
     for index, (train, dev, test) in enumerate(leave_one_out(documents, config.seed)):
