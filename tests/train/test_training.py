@@ -132,7 +132,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     after = [e for e in json.loads((again / "training_log.json").read_text()) if "eval_f1" in e]
     assert [e["epoch"] for e in after] == [1, 2, 3]
     assert after[:2] == before  # epochs 1-2 come from the checkpoint, not from retraining
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="no complete checkpoint"):
         run_once(tiny_config(tmp_path, "run_name=never-trained"), resume=True)
 
 
