@@ -4,8 +4,8 @@ On exactly the padded batches predict() runs (`length_batches` with its defaults
 five articles x `--copies`), fp32, one process: PyTorch eager attention, PyTorch SDPA attention (what
 predict() uses), `torch.compile` (inductor, dynamic shapes) and ONNX Runtime
 (`torch.onnx.export`, CPU execution provider, all graph optimisations) and dynamic int8
-quantisation of the linear layers (`torch.ao.quantization.quantize_dynamic`, which torch
-marks deprecated; measured to know whether int8 would be worth a supported path). Each row reports
+quantisation of the linear layers (what `precision="int8"` does; torch marks the API
+deprecated). Each row reports
 its time, its rate against the SDPA row, and the largest difference of its logits from
 the SDPA row's together with how many first-token argmaxes differ, so that "faster"
 is only read at equal output. Intel's extension for PyTorch has no build for torch 2.13
@@ -37,6 +37,7 @@ def main() -> None:
     from transformers import AutoModelForTokenClassification
 
     from training import load_model
+    from training.inference.precision import quantize_linear_layers
 
     model_dir = Path(args.model or base_sized_model())
     passes = encoder_passes(load_model(model_dir, precision="fp32"), article_texts(args.copies))
@@ -55,7 +56,7 @@ def main() -> None:
         return AutoModelForTokenClassification.from_pretrained(model_dir, attn_implementation=attention).eval()
 
     runners = {"eager attention": torch_runner(encoder("eager")), "SDPA attention": torch_runner(encoder("sdpa"))}
-    runners["dynamic int8 linear layers"] = torch_runner(dynamic_int8(encoder("sdpa")))
+    runners["dynamic int8 linear layers"] = torch_runner(quantize_linear_layers(encoder("sdpa")))
     compiled = torch.compile(encoder("sdpa"), dynamic=True)
     runners["torch.compile (inductor, dynamic)"] = torch_runner(compiled)
     onnx_runner = onnx_runtime_runner(encoder("sdpa"), batches)
@@ -77,17 +78,6 @@ def main() -> None:
         flips = sum(int((a.argmax(-1) != b.argmax(-1))[m].sum()) for a, b, m in zip(outputs, base_outputs, real))
         rows.append([name, seconds, tokens / seconds, base_seconds / seconds, f"{diff:.2e}", flips])
     print(Table(["runtime", "seconds", "tokens/s", "x SDPA", "max |logit diff|", "argmax changes"], rows))
-
-
-def dynamic_int8(module):
-    """`module` with its linear layers quantised to int8 weights and activations at run time."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():  # torch's deprecation notice, once per layer
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def onnx_runtime_runner(module, batches):

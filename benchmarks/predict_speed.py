@@ -3,12 +3,13 @@
 Same exported model, same texts (the five articles x `--copies`), in one run:
 
 * the Hugging Face `pipeline("token-classification")` on the word-segmented sentences,
-  with the model in fp32 and in bf16, each at batch 1 and batched: what a
+  with the model in fp32, int8 (dynamic, linear layers) and bf16, each at batch 1 and batched: what a
   knowledgeable user would try instead, every configuration of it;
 * the raw encoder forward (no tokenisation, segmentation or decoding) on exactly the
   padded batches predict() runs (grouped by `length_batches` with its defaults), in
-  fp32 and bf16: the ceiling predict() can approach;
-* `load_model(dir)` with its defaults (`precision="auto"`), and explicitly fp32 and bf16;
+  fp32, int8 and bf16: the ceiling predict() can approach;
+* `load_model(dir)` with its defaults (`precision="auto"`), and explicitly fp32, int8 (opt-in)
+  and bf16, with int8's and bf16's entity agreement with fp32;
 * underthesea's `ner()`, the offline Vietnamese NER a user would otherwise pick
   (its own word segmentation, POS, chunking and CRF; PER/LOC/ORG only).
 
@@ -67,7 +68,7 @@ def main() -> None:
     fp32 = load_model(model_dir, precision="fp32")
     if args.fp32_only and default.precision.name != "fp32":
         parser.error(f"--fp32-only: the default here is {default.precision}, so the bf16 rows are the ones that matter")
-    models = {"default": default, "fp32": fp32}
+    models = {"default": default, "fp32": fp32, "int8": load_model(model_dir, precision="int8")}
     if not args.fp32_only:
         models["bf16"] = load_model(model_dir, precision="bf16")
 
@@ -87,7 +88,8 @@ def main() -> None:
           f"{len(windows)} sentences, {tokens} PhoBERT tokens ({padded} padded, in {len(batches)} passes); "
           f"best of {args.repeat} rounds, each timing every method once\ndefault: {default!r}\n", flush=True)
 
-    encoders = {"fp32": fp32.tagger.encoder}
+    # int8 everywhere it applies, so that predict()'s int8 is compared with an int8 pipeline
+    encoders = {"fp32": fp32.tagger.encoder, "int8": models["int8"].tagger.encoder}
     if not args.fp32_only:
         encoders["bf16"] = copy.deepcopy(fp32.tagger.encoder).to(torch.bfloat16)
     methods: dict[str, Callable[[], object]] = {}
@@ -132,6 +134,9 @@ def main() -> None:
     goals = [f"default >= 2x best pipeline: {best_pipeline / t_default:.2f}x {verdict(best_pipeline >= 2 * t_default)}",
              f"default >= 90% of raw {default.precision.name} forward: {100 * t_raw / t_default:.0f}% "
              f"{verdict(t_raw >= 0.9 * t_default)}"]
+    same, total, union = entity_agreement(ours["fp32"], ours["int8"])
+    print(f"\nint8 vs fp32: {same}/{total} of fp32's entities identical in int8; agreement over the union "
+          f"{100 * same / max(union, 1):.2f}%")
     if "bf16" in ours:
         t_fastest = min(seconds["predict() fp32"], seconds["predict() bf16"])
         same, total, union = entity_agreement(ours["fp32"], ours["bf16"])

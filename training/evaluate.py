@@ -12,6 +12,7 @@ from .common.atomic import atomic_file, write_jsonl
 from .data.readers import FORMATS, AnnotationError
 from .data.splits import load_split_documents
 from .inference import ModelLoadError, load_model
+from .inference.precision import PRECISIONS
 from .train.config import ConfigError, load_config
 from .train.evaluate import evaluate_documents, seqeval_table
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="a run config whose data.format/label_map/labeling_config/tag_column "
                                          "apply (default: none; the labels are the model's)")
     parser.add_argument("--errors", help="write false positives/negatives to this JSON-lines file")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     return parser
 
 

@@ -167,7 +167,8 @@ def test_predict_speed_prints_every_row_and_the_goals(tiny_model_dir):
     for row in ("HF pipeline, model fp32, batch 1", "HF pipeline, model fp32, batch 32",
                 "HF pipeline, model bf16, batch 1", "HF pipeline, model bf16, batch 32",
                 "raw encoder forward fp32", "raw encoder forward bf16", "predict() default (",
-                "predict() fp32", "predict() bf16", "underthesea ner()"):
+                "predict() fp32", "predict() bf16", "HF pipeline, model int8, batch 1", "raw encoder forward int8",
+                "predict() int8", "underthesea ner()"):
         assert row in out, f"row {row!r} missing:\n{out}"
     assert "goals: default >= 2x best pipeline" in out and "agreement >= 99.5%" in out
 
@@ -188,7 +189,9 @@ def test_predict_speed_fp32_only_skips_bf16_only_where_the_default_is_fp32(tiny_
     if choose_precision("auto", torch.device("cpu")).name == "fp32":
         assert done.returncode == 0, done.stderr[-3000:]
         rows = [line for line in done.stdout.splitlines() if line.startswith(("HF pipeline", "raw ", "predict()"))]
-        assert len(rows) == 4 and not [row for row in rows if "bf16" in row], rows
+        # pipeline, raw forward, predict() in fp32 and int8; predict() default
+        assert len(rows) == 7 and not [row for row in rows if "bf16" in row], rows
+        assert sum("int8" in row for row in rows) == 3 and "int8 vs fp32:" in done.stdout
         assert "not judged (--fp32-only)" in done.stdout
     else:  # bf16 is the default here: skipping its rows would hide the figures that matter
         assert done.returncode == 2 and "--fp32-only" in done.stderr

@@ -256,3 +256,19 @@ def test_auto_precision_follows_the_cpu_flags(flags, expected):
 
 def test_the_chosen_precision_is_visible(model):
     assert "precision='fp32 (asked for)'" in repr(model)
+
+
+def test_int8_is_opt_in_cpu_only_and_keeps_offsets_exact(tiny_model_dir, gold):
+    import torch
+
+    from training.inference.precision import choose_precision
+
+    assert choose_precision("auto", torch.device("cpu"), []).name == "fp32"  # never chosen by auto
+    with pytest.raises(ValueError, match="CPU only"):
+        choose_precision("int8", torch.device("cuda"))
+    int8 = load_model(tiny_model_dir, precision="int8")
+    assert "int8" in repr(int8)
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.tagger.encoder.modules())
+    texts = [doc.text for doc in gold.documents]
+    for text, entities in zip(texts, int8.predict(texts)):
+        assert_exact(text, entities)

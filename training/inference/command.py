@@ -35,6 +35,7 @@ from .archive import (
     threads_per_worker,
 )
 from .model import BATCH_SIZE, BATCH_TOKENS, load_model
+from .precision import PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                                                        "where present")
     parser.add_argument("--output", "-o", help="write JSON lines here (resumable) instead of standard output")
     parser.add_argument("--restart", action="store_true", help="discard the partial output of an earlier run")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 where the hardware runs it fast (AMX, AVX512-BF16, bf16 GPUs), "
-                             "fp32 elsewhere")
+                             "fp32 elsewhere; int8: the encoder's linear layers in dynamic int8 (CPU, opt-in; "
+                             "faster on a CPU without hardware bf16, see docs/benchmarks.md)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="most sentences per forward pass")
     parser.add_argument("--batch-tokens", type=int, default=BATCH_TOKENS,
                         help="most padded tokens per forward pass (sentences are grouped by length)")

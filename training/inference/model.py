@@ -42,7 +42,7 @@ from ..model.encoding import (
 from ..text.bio import tags_to_spans
 from ..text.documents import Span, normalize_nfc
 from ..text.segmentation import WordRange, get_segmenter, word_surface
-from .precision import Precision, choose_precision
+from .precision import Precision, choose_precision, quantize_linear_layers
 
 # A forward pass: at most this many sentences and padded tokens (`length_batches`).
 BATCH_SIZE = 64
@@ -74,6 +74,8 @@ class NerModel:
         dtype = precision.dtype
         tagger.to(device).eval()
         tagger.encoder.to(dtype)  # the CRF and the word features stay fp32: they are cheap
+        if precision.int8:
+            quantize_linear_layers(tagger.encoder)
         self.tagger = tagger
         self.tokenizer = tokenizer
         self.settings = settings
@@ -189,7 +191,8 @@ class NerModel:
 
 def load_model(path: str | os.PathLike, precision: str = "auto", num_threads: int | None = None,
                device: str | None = None) -> NerModel:
-    """Load an exported model directory (no network). `precision`: auto, fp32 or bf16."""
+    """Load an exported model directory (no network). `precision`: auto, fp32, bf16 or int8
+    (see inference/precision.py)."""
     path = Path(path)
     if num_threads:
         torch.set_num_threads(num_threads)
