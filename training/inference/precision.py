@@ -70,6 +70,7 @@ def quantize_linear_layers(module: torch.nn.Module) -> torch.nn.Module:
     benchmark model, docs/benchmarks.md), and torch marks this API deprecated."""
     import warnings
 
-    with warnings.catch_warnings():  # torch's deprecation notice, once per layer
+    with warnings.catch_warnings():  # torch's deprecation notices, once per layer
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
