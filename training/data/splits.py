@@ -12,6 +12,7 @@ from ..text.documents import Document
 from ..text.schema import LabelSchema, read_labeling_config
 from .config import DataConfig, SplitConfig
 from .readers import Corpus, detect_format, read_corpus
+from .validation import capped
 
 
 @dataclass
@@ -77,7 +78,7 @@ def load_splits(data: DataConfig, seed: int, hold_out: bool = True) -> Splits:
     train_corpus = read(data.train)
     warnings = list(train_corpus.warnings)
     if not train_corpus.documents:
-        raise ValueError("\n  ".join([f"{data.train}: no usable document to train on", *_some(warnings)]))
+        raise ValueError("\n  ".join([f"{data.train}: no usable document to train on", *capped(warnings, 20)]))
     dev = test = None
     if data.dev:
         dev_corpus = read(data.dev)
@@ -93,7 +94,7 @@ def load_splits(data: DataConfig, seed: int, hold_out: bool = True) -> Splits:
         try:
             train, held_dev, held_test = split_documents(train, split, seed)
         except ValueError as exc:  # too few documents: the readers' warnings may say why
-            raise ValueError("\n  ".join([str(exc), *_some(warnings)])) from None
+            raise ValueError("\n  ".join([str(exc), *capped(warnings, 20)])) from None
         dev = dev if dev is not None else held_dev
         test = test if test is not None else held_test
     if schema is not None:
@@ -116,10 +117,6 @@ def load_splits(data: DataConfig, seed: int, hold_out: bool = True) -> Splits:
             warnings.append(f"{shared} of {len(held)} {name} document(s) also among the training documents (same "
                             f"text): their scores measure memory, not generalisation")
     return Splits(train, dev, test, labels, warnings)
-
-
-def _some(lines: list[str], limit: int = 20) -> list[str]:
-    return lines if len(lines) <= limit else [*lines[:limit], f"... and {len(lines) - limit} more"]
 
 
 def leave_one_out(documents: list[Document], seed: int) -> list[tuple[list, list, list]]:

@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from ..text.bio import split_tag, tags_to_spans
+from ..text.bio import repair_tags, split_tag, tags_to_spans
 from ..text.documents import Document, Span, normalize_nfc, split_lines
 from .validation import AnnotationError, Corpus, Problems, finish, map_label, read_text, short, type_name
 
@@ -50,25 +50,24 @@ def _tagged_document(
         problems.error(doc_id, None, "empty sentence")
         return None
     places = places or [doc_id] * len(words)
-    mapped: list[str] = []
-    previous, broken = "", False
+    broken = False
     for word, tag, place in zip(words, tags, places):
-        try:
-            prefix, label = split_tag(tag)
-        except ValueError:
+        if not _is_tag(tag):
             problems.error(place, None, f"word {word!r} has tag {tag!r}, which is not IOB2 (B-X, I-X or O)")
-            broken, previous = True, ""
-            continue
-        if prefix == "I" and previous != label:
-            problems.warn(place, None, f"word {word!r}: {tag} does not continue an entity of its type: "
-                                       f"read as B-{label} (repair rule)")
-        target = map_label(label, label_map) if prefix != "O" else None
-        if prefix != "O" and target is None and (prefix == "B" or previous != label):
-            dropped.counts[label] += 1
-        mapped.append("O" if target is None else f"{prefix}-{target}")
-        previous = label
+            broken = True
     if broken:
         return None
+    repaired = repair_tags(tags)  # the one repair rule (text/bio.py), applied before the label map
+    mapped: list[str] = []
+    for word, tag, fixed, place in zip(words, tags, repaired, places):
+        prefix, label = split_tag(fixed)
+        if fixed != tag:
+            problems.warn(place, None, f"word {word!r}: {tag} does not continue an entity of its type: "
+                                       f"read as {fixed} (repair rule)")
+        target = map_label(label, label_map) if prefix != "O" else None
+        if prefix == "B" and target is None:
+            dropped.counts[label] += 1
+        mapped.append("O" if target is None else f"{prefix}-{target}")
     pieces, ranges, position = [], [], 0
     for word, place in zip(words, places):
         parts = word.split("_")

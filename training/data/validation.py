@@ -21,6 +21,11 @@ from ..text.documents import Document, Span, normalize_nfc
 from ..text.segmentation import invisible
 
 
+def capped(lines: list[str], limit: int) -> list[str]:
+    """At most `limit` lines of a message, and how many more there were."""
+    return lines if len(lines) <= limit else [*lines[:limit], f"... and {len(lines) - limit} more"]
+
+
 class AnnotationError(ValueError):
     """Invalid annotations; `problems` lists one line per problem."""
 
@@ -28,10 +33,7 @@ class AnnotationError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        shown = problems[:self.SHOWN]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more")
-        super().__init__(f"{len(problems)} annotation problem(s):\n  " + "\n  ".join(shown))
+        super().__init__(f"{len(problems)} annotation problem(s):\n  " + "\n  ".join(capped(problems, self.SHOWN)))
 
 
 @dataclass

@@ -46,11 +46,16 @@ class Backbone:
 
     @property
     def short_name(self) -> str:
-        """What was trained, for the run name: `phobert-base-v2`, `tiny`, a directory's name."""
-        return Path(self.used.rstrip("/")).name or self.used
+        """What was trained, for the run name."""
+        return short_name(self.used)
 
     def record(self) -> dict:
         return {"requested": self.requested, "used": self.used, "fallback_reason": self.fallback_reason}
+
+
+def short_name(name_or_path: str) -> str:
+    """A backbone's name in run names: `phobert-base-v2`, `tiny`, a directory's name."""
+    return Path(name_or_path.rstrip("/")).name or name_or_path
 
 
 def banner(lines: list[str], width: int = 88) -> str:

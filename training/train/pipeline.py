@@ -13,7 +13,7 @@ from ..data.splits import Splits, leave_one_out, load_splits
 from ..text.segmentation import get_segmenter
 from .config import RunConfig
 from .evaluate import evaluate_documents
-from .backbone import TINY
+from .backbone import TINY, short_name
 from .checkpoints import resume_checkpoint
 from .export import export_run, export_target, in_memory_model
 from .loop import train_model
@@ -21,18 +21,14 @@ from .loop import train_model
 log = logging.getLogger("training")
 
 
-def requested_backbone(config: RunConfig) -> str:
-    return Path(config.model.name_or_path.rstrip("/")).name or config.model.name_or_path
-
-
 def checkpoint_dir(config: RunConfig, suffix: str = "") -> Path:
-    return Path(config.output.checkpoints) / (config.export_name(requested_backbone(config)) + suffix)
+    return Path(config.output.checkpoints) / (config.export_name(short_name(config.model.name_or_path)) + suffix)
 
 
 def run_once(config: RunConfig, resume: bool = False) -> Path | None:
     """Train and export `models/<run-name>`; None on the non-zero ranks of a distributed run."""
     # where the model will go, checked before hours of training (either backbone's name)
-    for backbone in {requested_backbone(config), *([TINY] if config.model.fallback == "tiny" else [])}:
+    for backbone in {short_name(config.model.name_or_path), *([TINY] if config.model.fallback == "tiny" else [])}:
         export_target(config, backbone)
     run_dir = checkpoint_dir(config)
     resume_from = resume_checkpoint(run_dir, config) if resume else None
