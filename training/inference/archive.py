@@ -80,6 +80,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..common.atomic import strict_json
 from ..model.artifact import ModelLoadError, check_model_dir
 from ..text.documents import split_lines
 from .model import BATCH_SIZE, BATCH_TOKENS, NerModel, load_model
@@ -366,9 +367,8 @@ def _read_parquet_rows(chunk: Chunk, settings: Settings) -> list[tuple[dict, str
 
 def output_line(meta: dict, entities) -> str:
     """The one serialisation every engine uses."""
-    record = {**meta, "entities": [entity.to_dict() for entity in entities]}
-    if isinstance(record.get("id"), float) and not math.isfinite(record["id"]):
-        record["id"] = None  # pandas writes a missing id as NaN, which JSON cannot hold
+    # strict JSON: pandas writes a missing id as NaN, which JSON cannot hold
+    record = strict_json({**meta, "entities": [entity.to_dict() for entity in entities]})
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     try:
         line.encode("utf-8")
